@@ -1,0 +1,1 @@
+"""Ember's Qt layer: a thin window over the engine."""

@@ -1,0 +1,1 @@
+"""`ember <command>` implementations: one module per command group, each with `register(subparsers)`."""

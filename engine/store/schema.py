@@ -1,0 +1,85 @@
+"""Schema migrations, one function per version. Add a new function; never edit a released one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MESSAGE_STATUSES = ("streaming", "complete", "cancelled", "interrupted", "error")
+MODEL_SOURCES = ("hub", "folder", "starter", "added")
+
+
+def migrate_to_v1(conn: sqlite3.Connection) -> None:
+    """Sessions, messages (a tree through parent_id, with provenance) + FTS5, presets, the model library."""
+    conn.executescript(
+        f"""
+        CREATE TABLE sessions (
+            id              INTEGER PRIMARY KEY,
+            title           TEXT NOT NULL DEFAULT 'New chat',
+            created_at      REAL NOT NULL,
+            updated_at      REAL NOT NULL,
+            system_prompt   TEXT NOT NULL DEFAULT '',
+            sampling_json   TEXT NOT NULL DEFAULT '{{}}',
+            context_length  INTEGER,
+            model_path      TEXT,
+            current_leaf_id INTEGER,
+            deleted_at      REAL
+        );
+        CREATE INDEX sessions_by_update ON sessions(deleted_at, updated_at DESC);
+
+        CREATE TABLE messages (
+            id            INTEGER PRIMARY KEY,
+            session_id    INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            parent_id     INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            role          TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content       TEXT NOT NULL DEFAULT '',
+            status        TEXT NOT NULL DEFAULT 'complete'
+                          CHECK (status IN {MESSAGE_STATUSES!r}),
+            created_at    REAL NOT NULL,
+            updated_at    REAL NOT NULL,
+            model_name    TEXT,
+            model_sha256  TEXT,
+            quantization  TEXT,
+            template_hash TEXT,
+            sampling_json TEXT,
+            seed          INTEGER,
+            stats_json    TEXT,
+            error         TEXT
+        );
+        CREATE INDEX messages_by_parent ON messages(session_id, parent_id, id);
+
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+        END;
+        CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+
+        CREATE TABLE presets (
+            id            INTEGER PRIMARY KEY,
+            name          TEXT NOT NULL UNIQUE,
+            system_prompt TEXT NOT NULL,
+            sampling_json TEXT NOT NULL DEFAULT '{{}}',
+            created_at    REAL NOT NULL
+        );
+
+        CREATE TABLE models (
+            id              INTEGER PRIMARY KEY,
+            path            TEXT NOT NULL UNIQUE,
+            size            INTEGER NOT NULL,
+            mtime           REAL NOT NULL,
+            sha256          TEXT,
+            source          TEXT NOT NULL CHECK (source IN {MODEL_SOURCES!r}),
+            repo_id         TEXT,
+            inspection_json TEXT,
+            measured_tps    REAL,
+            added_at        REAL NOT NULL
+        );
+        """
+    )

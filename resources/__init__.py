@@ -1,0 +1,1 @@
+"""Icons, styles and prompt presets, read with importlib.resources."""
