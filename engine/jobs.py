@@ -90,6 +90,7 @@ class GenerationStats:
     total_s: float = 0.0
     error: str | None = None
     notice: str | None = None
+    seed: int | None = None
 
     @property
     def evaluated_prompt_tokens(self) -> int:
@@ -107,6 +108,7 @@ class GenerationStats:
             "total_s": self.total_s,
             "error": self.error,
             "notice": self.notice,
+            "seed": self.seed,
         }
 
     @classmethod

@@ -1,0 +1,143 @@
+"""The host's lean generation loop, behind Ember's own route.
+
+Per token it does only what it must: sample (llama.cpp), test end-of-generation, turn the token into
+bytes, decode UTF-8 incrementally and check stop strings. Text is handed on in batches of at least
+BATCH_S seconds, so the HTTP and JSON work is per batch, not per token. It runs in its own thread and
+checks `should_stop` between tokens, so a closed connection ends it after at most one token.
+"""
+
+from __future__ import annotations
+
+import codecs
+import random
+import time
+from collections.abc import Callable
+
+import llama_cpp
+import numpy as np
+
+BATCH_S = 0.016
+DEFAULT_MAX_TOKENS = 512
+
+
+class StopMatcher:
+    """Finds stop strings in streamed text, holding back only what could still become one."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Return (text safe to show, stopped)."""
+        if not self.stops:
+            return text, False
+        self.pending += text
+        cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            out, self.pending = self.pending[:cut], ""
+            return out, True
+        hold = 0
+        for stop in self.stops:
+            for size in range(min(len(stop) - 1, len(self.pending)), hold, -1):
+                if self.pending.endswith(stop[:size]):
+                    hold = size
+                    break
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(out):]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+def cached_prefix(llama, tokens: list[int]) -> int:
+    """How many prompt tokens llama.generate will take from the KV cache (mirrors its prefix match)."""
+    if llama.n_tokens == 0 or not tokens:
+        return 0
+    cached = np.asarray(llama._input_ids)
+    n = min(len(cached), len(tokens))
+    mismatch = np.nonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))[0]
+    prefix = int(mismatch[0]) if mismatch.size else n
+    return prefix - 1 if prefix == len(tokens) else prefix
+
+
+def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], should_stop: Callable[[], bool]) -> None:
+    """Render, tokenize and generate one reply, emitting {"start"}, then {"t": text} batches, then {"done"}."""
+    started = time.perf_counter()
+    sampling = body.get("sampling") or {}
+    prompt, template_stops, has_bos = renderer.render(body["messages"])
+    tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=not has_bos, special=True)
+    cached = cached_prefix(llama, tokens)
+    n_ctx = llama.n_ctx()
+    emit({"start": {"prompt_tokens": len(tokens), "cached_tokens": cached, "n_ctx": n_ctx}})
+    if len(tokens) >= n_ctx:
+        emit({"error": f"The prompt has {len(tokens)} tokens but the context holds {n_ctx}.",
+              "kind": "context"})
+        return
+
+    stops = list(sampling.get("stop") or []) + template_stops
+    stop_ids = {ids[0] for ids in (llama.tokenize(s.encode(), add_bos=False, special=True) for s in stops)
+                if len(ids) == 1}
+    matcher = StopMatcher(stops)
+    max_tokens = int(sampling.get("max_tokens") or DEFAULT_MAX_TOKENS)
+    budget = min(max_tokens, n_ctx - len(tokens))
+    seed = sampling.get("seed")
+    seed = int(seed) if seed is not None else random.randint(0, 2**31 - 1)
+    llama.set_seed(seed)
+
+    vocab = llama._model.vocab
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    batch: list[str] = []
+    last_flush = 0.0
+    first_token_at = last_token_at = None
+    count = 0
+    stop_reason = "length"
+    for token in llama.generate(
+        tokens, top_k=int(sampling.get("top_k", 40)), top_p=float(sampling.get("top_p", 0.95)),
+        min_p=float(sampling.get("min_p", 0.05)), temp=float(sampling.get("temperature", 0.7)),
+        repeat_penalty=float(sampling.get("repeat_penalty", 1.1)),
+    ):
+        if should_stop():
+            stop_reason = "cancelled"
+            break
+        if llama_cpp.llama_vocab_is_eog(vocab, token) or token in stop_ids:
+            stop_reason = "stop"
+            break
+        now = time.perf_counter()
+        if first_token_at is None:
+            first_token_at = now
+        last_token_at = now
+        count += 1
+        text, stopped = matcher.feed(decoder.decode(llama.detokenize([token])))
+        if text:
+            batch.append(text)
+        if stopped:
+            stop_reason = "stop"
+            break
+        if batch and now - last_flush >= BATCH_S:
+            emit({"t": "".join(batch)})
+            batch.clear()
+            last_flush = now
+        if count >= budget:
+            break
+    if stop_reason != "stop":
+        batch.append(matcher.flush() + decoder.decode(b"", final=True))
+    if any(batch):
+        emit({"t": "".join(batch)})
+    gen_s = (last_token_at - first_token_at) if count > 1 else 0.0
+    emit({"done": {
+        "stop_reason": stop_reason,
+        "prompt_tokens": len(tokens),
+        "cached_tokens": cached,
+        "completion_tokens": count,
+        "ttft_s": (first_token_at - started) if first_token_at else None,
+        "tokens_per_s": (count - 1) / gen_s if gen_s > 0 else None,
+        "total_s": time.perf_counter() - started,
+        "seed": seed,
+    }})
+
+
+def count_prompt_tokens(llama, renderer, messages: list[dict]) -> int:
+    prompt, _, has_bos = renderer.render(messages)
+    return len(llama.tokenize(prompt.encode("utf-8"), add_bos=not has_bos, special=True))

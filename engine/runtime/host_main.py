@@ -1,0 +1,146 @@
+"""The runtime host: a child process that runs llama.cpp for one GGUF and serves it on 127.0.0.1.
+
+    python -m engine.runtime.host_main --model PATH [--ctx N] [--gpu-layers N] [--threads N] ...
+
+It is llama-cpp-python's own server app (`/v1/*`, OpenAI-compatible, for other programs) with three
+routes of Ember's added on the same model (`/ember/chat`, `/ember/count`, `/ember/info`): the lean
+streaming path for Ember's client (see generation.py), token counts for the context budget, and what
+was loaded. Protocol with the supervisor:
+- the bearer token comes in the environment (EMBER_HOST_TOKEN), never on the command line;
+- it binds the port (0: a free one) and prints ONE JSON line on stdout when ready
+  (`port`, `load_s`, `template`, `n_ctx`, ...), or `{"error": ...}` before exiting;
+- it exits when its stdin closes, so a killed app leaves no host behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+TOKEN_ENV = "EMBER_HOST_TOKEN"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ember-host")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ctx", type=int, default=4096)
+    parser.add_argument("--gpu-layers", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--flash-attn", action="store_true")
+    parser.add_argument("--lora", default=None)
+    parser.add_argument("--chat-format", default=None, help="gguf (default), none, or a built-in format")
+    parser.add_argument("--no-stdin-watch", action="store_true", help="keep running when stdin closes (ember serve)")
+    return parser.parse_args(argv)
+
+
+def watch_stdin() -> None:
+    """Exit as soon as the parent goes away (its end of our stdin closes)."""
+    def run() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except Exception:
+            pass
+        os._exit(0)
+
+    threading.Thread(target=run, name="stdin-watch", daemon=True).start()
+
+
+def say(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`."""
+
+    def __init__(self, app, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if given != self.expected:
+                body = b'{"error": {"message": "missing or wrong bearer token", "type": "auth"}}'
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(args: argparse.Namespace, token: str):
+    """Load the model into llama-cpp-python's server app and add Ember's routes. Returns (asgi app, info)."""
+    from llama_cpp.server import app as server_app
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+
+    from engine.runtime import templates
+    from engine.runtime.routes import add_ember_routes
+
+    templates.install_lenient_formatter()
+    model_settings = ModelSettings(
+        model=args.model, n_ctx=args.ctx, n_gpu_layers=args.gpu_layers, n_threads=args.threads,
+        n_threads_batch=args.threads, flash_attn=args.flash_attn, lora_path=args.lora,
+        logits_all=False, verbose=False, chat_format=None,
+    )
+    server_settings = ServerSettings(host=args.host, port=args.port, api_key=token)
+    app = server_app.create_app(server_settings=server_settings, model_settings=[model_settings])
+    llama = server_app._llama_proxy()
+    renderer = templates.choose_renderer(llama, args.chat_format)
+    if renderer.kind.startswith("fallback:"):
+        llama.chat_format = renderer.kind.split(":", 1)[1]  # /v1/chat uses the same fallback
+    info = {
+        "model": args.model, "n_ctx": llama.n_ctx(), "gpu_layers": args.gpu_layers, "threads": args.threads,
+        "template": renderer.kind, "template_hash": renderer.template_hash, "notice": renderer.notice,
+        "lora": args.lora, "pid": os.getpid(),
+    }
+    add_ember_routes(app, llama, renderer, info, server_app.get_llama_proxy)
+    return BearerAuth(app, token), info
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        say({"error": f"{TOKEN_ENV} is not set"})
+        return 2
+    if not args.no_stdin_watch:
+        watch_stdin()
+    started = time.perf_counter()
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        say({"error": f"could not listen on {args.host}:{args.port}: {exc}"})
+        return 1
+    sock.listen(64)
+    try:
+        app, info = build_app(args, token)
+    except Exception as exc:  # a bad file, out of memory, an unknown architecture: the supervisor reads stderr
+        say({"error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    info.update(port=sock.getsockname()[1], load_s=round(time.perf_counter() - started, 3))
+    say(info)
+
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve(sockets=[sock]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
