@@ -63,7 +63,7 @@ def cached_prefix(llama, tokens: list[int]) -> int:
 
 
 def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], should_stop: Callable[[], bool]) -> None:
-    """Render, tokenize and generate one reply, emitting {"start"}, then {"t": text} batches, then {"done"}."""
+    """Render, tokenize and generate one reply, emitting {"start"}, then {"t": text, "n": tokens so far} batches, then {"done"}."""
     started = time.perf_counter()
     sampling = body.get("sampling") or {}
     prompt, template_stops, has_bos = renderer.render(body["messages"])
@@ -116,7 +116,7 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
             stop_reason = "stop"
             break
         if batch and now - last_flush >= BATCH_S:
-            emit({"t": "".join(batch)})
+            emit({"t": "".join(batch), "n": count})
             batch.clear()
             last_flush = now
         if count >= budget:
@@ -124,7 +124,7 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
     if stop_reason != "stop":
         batch.append(matcher.flush() + decoder.decode(b"", final=True))
     if any(batch):
-        emit({"t": "".join(batch)})
+        emit({"t": "".join(batch), "n": count})
     gen_s = (last_token_at - first_token_at) if count > 1 else 0.0
     emit({"done": {
         "stop_reason": stop_reason,

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-TOKEN_ENV = "EMBER_HOST_TOKEN"
+from engine.runtime.protocol import TOKEN_ENV
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import jinja2
 from llama_cpp import llama_chat_format
 
-RENDER_DEADLINE_S = 2.0
-TEMPLATE_TIMEOUT_EXIT = 3
+from engine.runtime.protocol import RENDER_DEADLINE_S, TEMPLATE_TIMEOUT_EXIT
 
 # Special tokens that tell which built-in format a model was trained with.
 _FORMAT_MARKERS = [

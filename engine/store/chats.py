@@ -200,9 +200,12 @@ class ChatRepository:
 
     def update_message(
         self, message_id: int, *, content: str | None = None, status: str | None = None,
-        stats: GenerationStats | None = None, error: str | None = None,
+        stats: GenerationStats | None = None, error: str | None = None, seed: int | None = None,
     ) -> None:
         sets, values = ["updated_at = ?"], [time.time()]
+        if seed is not None:
+            sets.append("seed = ?")
+            values.append(seed)
         if content is not None:
             sets.append("content = ?")
             values.append(content)

@@ -1,0 +1,129 @@
+"""HostClient: Ember's side of the runtime host's lean route, on the standard library's http.client.
+
+`stream_chat` yields TokenEvents as the host's NDJSON batches arrive. Cancelling shuts the socket
+down from the cancelling thread, so the generator ends at once (not at the next token) with
+`stop_reason="cancelled"`, and the host stops generating when it sees the connection close.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+from engine.errors import GenerationFailed, HostDied, InvalidInput
+from engine.jobs import CancelToken, GenerationStats, TokenEvent
+from engine.runtime.sampling import Sampling
+
+READ_TIMEOUT_S = 600.0  # last resort against a host that hangs without dying
+
+
+class HostClient:
+    def __init__(self, host: str, port: int, token: str, *, on_broken: Callable[[], None] | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.token = token
+        # Called when the connection breaks unexpectedly: the supervisor raises the real cause (HostDied...).
+        self.on_broken = on_broken
+
+    def _connect(self, timeout: float = READ_TIMEOUT_S) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def _headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+
+    def _json(self, method: str, path: str, body: dict | None = None, timeout: float = 30.0) -> dict:
+        conn = self._connect(timeout)
+        try:
+            conn.request(method, path, json.dumps(body) if body is not None else None, self._headers())
+            response = conn.getresponse()
+            data = json.loads(response.read() or b"{}")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self._broken()
+            raise HostDied(f"The model process did not answer: {exc}") from exc
+        finally:
+            conn.close()
+        if response.status == 400:
+            raise InvalidInput(data.get("error", "The model process refused the request."))
+        if response.status != 200:
+            raise GenerationFailed(f"The model process answered {response.status}: {data}")
+        return data
+
+    def info(self) -> dict:
+        return self._json("GET", "/ember/info")
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        """Prompt tokens of these messages as the host's template renders them (for the context budget)."""
+        return int(self._json("POST", "/ember/count", {"messages": messages})["tokens"])
+
+    def _broken(self) -> None:
+        if self.on_broken:
+            self.on_broken()
+
+    def stream_chat(
+        self, messages: list[dict], sampling: Sampling | None = None, cancel: CancelToken | None = None
+    ) -> Iterator[TokenEvent]:
+        """Stream one reply. The last event carries the stats; cancel ends it with stop_reason 'cancelled'."""
+        cancel = cancel or CancelToken()
+        sampling = sampling or Sampling()
+        body = json.dumps({"messages": messages, "sampling": sampling.to_dict()})
+        started = time.perf_counter()
+        first_at: float | None = None
+        tokens = 0
+        start: dict = {}
+        conn = self._connect()
+        unregister = lambda: None  # noqa: E731
+        try:
+            conn.request("POST", "/ember/chat", body, self._headers())
+            unregister = cancel.on_cancel(lambda: _shutdown(conn))
+            response = conn.getresponse()
+            if response.status != 200:
+                raise GenerationFailed(f"The model process answered {response.status}: {response.read()[:300]!r}")
+            while True:
+                line = response.readline()
+                if not line:
+                    break
+                event = json.loads(line)
+                text = event.get("t")
+                if text is not None:
+                    if first_at is None:
+                        first_at = time.perf_counter()
+                    tokens = event.get("n", tokens)
+                    yield TokenEvent(text=text)
+                elif "start" in event:
+                    start = event["start"]
+                elif "done" in event:
+                    done = event["done"]
+                    done["ttft_s"] = (first_at - started) if first_at else None
+                    yield TokenEvent(stats=GenerationStats.from_dict(done))
+                    return
+                elif "error" in event:
+                    yield TokenEvent(stats=GenerationStats(
+                        "error", prompt_tokens=start.get("prompt_tokens", 0), error=event["error"]))
+                    return
+            if not cancel.cancelled:
+                raise OSError("the connection closed before the reply ended")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if not cancel.cancelled:
+                self._broken()
+                raise HostDied(f"The model process stopped during the reply: {exc}") from exc
+        finally:
+            unregister()
+            conn.close()
+        elapsed = time.perf_counter() - started
+        rate = (tokens - 1) / (elapsed - (first_at - started)) if first_at and tokens > 1 else None
+        yield TokenEvent(stats=GenerationStats(
+            "cancelled", prompt_tokens=start.get("prompt_tokens", 0), cached_tokens=start.get("cached_tokens", 0),
+            completion_tokens=tokens, ttft_s=(first_at - started) if first_at else None,
+            tokens_per_s=rate, total_s=elapsed))
+
+
+def _shutdown(conn: http.client.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
