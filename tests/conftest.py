@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import session_children
+
+pytest_plugins = ["tests.support.host_fixtures"]
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never reach the internet: any Hub call that forgets its endpoint goes nowhere.
 os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
@@ -59,13 +63,13 @@ def _child_pids() -> set[int]:
 @pytest.fixture(autouse=True)
 def no_leaked_children(request):
     """Fail a test that leaves child processes behind (session-scoped hosts are allowed)."""
-    before = _child_pids()
+    before = _child_pids() | session_children
     yield
     if request.node.get_closest_marker("allow_children"):
         return
     deadline = time.monotonic() + 5.0
-    leaked = _child_pids() - before
+    leaked = _child_pids() - before - session_children
     while leaked and time.monotonic() < deadline:
         time.sleep(0.05)
-        leaked = _child_pids() - before
+        leaked = _child_pids() - before - session_children
     assert not leaked, f"test left child processes running: {sorted(leaked)}"

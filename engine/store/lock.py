@@ -46,7 +46,7 @@ class HomeLock:
             self._fd = None
 
     def __enter__(self) -> HomeLock:
-        return self.acquire()
+        return self if self.held else self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()

@@ -8,9 +8,22 @@ MESSAGE_STATUSES = ("streaming", "complete", "cancelled", "interrupted", "error"
 MODEL_SOURCES = ("hub", "folder", "starter", "added")
 
 
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run several statements inside the caller's transaction (executescript would commit it)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise sqlite3.OperationalError(f"incomplete SQL statement in migration: {statement[:80]!r}")
+
+
 def migrate_to_v1(conn: sqlite3.Connection) -> None:
     """Sessions, messages (a tree through parent_id, with provenance) + FTS5, presets, the model library."""
-    conn.executescript(
+    run_script(
+        conn,
         f"""
         CREATE TABLE sessions (
             id              INTEGER PRIMARY KEY,

@@ -1,0 +1,38 @@
+"""The model-loading flags shared by `ember chat` and `ember serve`."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.errors import InvalidInput
+from engine.paths import EmberPaths
+from engine.runtime.supervisor import HostSettings
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="path of a GGUF file")
+    parser.add_argument("--ctx", type=int, default=4096, help="context length in tokens (default 4096)")
+    parser.add_argument("--gpu-layers", default="auto", help="layers to offload to the GPU: a number or auto")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores - 1)")
+    parser.add_argument("--lora", default=None, help="path of a LoRA adapter (GGUF)")
+    parser.add_argument("--chat-format", default=None,
+                        help="override the chat template: none, chatml, llama-3, gemma, mistral-instruct")
+
+
+def host_settings(args: argparse.Namespace, **extra) -> HostSettings:
+    if args.ctx < 64:
+        raise InvalidInput(f"--ctx {args.ctx} is too small.", "Use at least 64 tokens (4096 is a good default).")
+    gpu_layers = args.gpu_layers if args.gpu_layers == "auto" else _int(args.gpu_layers, "--gpu-layers")
+    return HostSettings(model_path=args.model, context_length=args.ctx, gpu_layers=gpu_layers,
+                        threads=args.threads, lora_path=args.lora, chat_format=args.chat_format, **extra)
+
+
+def logs_dir():
+    return EmberPaths.from_env().logs
+
+
+def _int(value: str, flag: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{flag} must be a number or 'auto', not {value!r}.") from exc

@@ -1,0 +1,209 @@
+"""The runtime host on the real SmolLM2 model: streaming, cancel, auth, KV reuse, death and restart."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from engine.errors import BadModelFile, HostDied
+from engine.jobs import CancelToken
+from engine.runtime.sampling import Sampling
+from engine.runtime.supervisor import HostSettings, RuntimeHost
+
+pytestmark = pytest.mark.timeout(120)
+
+HELLO = [{"role": "user", "content": "Say hello"}]
+
+
+def collect(events):
+    text, stats = [], None
+    for event in events:
+        if event.stats is not None:
+            stats = event.stats
+        else:
+            text.append(event.text)
+    return "".join(text), stats
+
+
+def test_streams_a_reply_with_stats(host_client):
+    chunks = []
+    stats = None
+    for event in host_client.stream_chat(HELLO, Sampling(max_tokens=24, seed=7)):
+        if event.stats:
+            stats = event.stats
+        else:
+            chunks.append(event.text)
+    assert "".join(chunks).strip(), "the model said nothing"
+    assert stats.stop_reason in ("stop", "length")
+    assert 0 < stats.completion_tokens <= 24
+    assert stats.prompt_tokens > 5
+    assert stats.ttft_s is not None and stats.ttft_s > 0
+    assert stats.seed == 7
+
+
+def test_same_seed_gives_same_text(host_client):
+    sampling = Sampling(max_tokens=20, seed=1234, temperature=0.9)
+    first, _ = collect(host_client.stream_chat(HELLO, sampling))
+    second, _ = collect(host_client.stream_chat(HELLO, sampling))
+    assert first == second
+
+
+def test_max_tokens_ends_with_length(host_client):
+    text, stats = collect(host_client.stream_chat(
+        [{"role": "user", "content": "Count from 1 to 100, separated by commas."}],
+        Sampling(max_tokens=5, temperature=0.0)))
+    assert stats.stop_reason == "length"
+    assert stats.completion_tokens == 5
+
+
+def test_stop_string_ends_the_reply_before_it(host_client):
+    messages = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}]
+    text, stats = collect(host_client.stream_chat(messages, Sampling(max_tokens=80, temperature=0.0, stop=("5",))))
+    assert stats.stop_reason == "stop"
+    assert "5" not in text
+
+
+def test_cancel_mid_reply_returns_fast_and_host_stays_usable(host_client):
+    cancel = CancelToken()
+    events = host_client.stream_chat(
+        [{"role": "user", "content": "Write a very long story about a dragon."}],
+        Sampling(max_tokens=2000, temperature=0.8, seed=3), cancel)
+    received = []
+    for event in events:
+        if event.stats:
+            stats = event.stats
+            break
+        received.append(event.text)
+        if len(received) == 5:
+            cancelled_at = time.perf_counter()
+            cancel.cancel()
+    returned_after = time.perf_counter() - cancelled_at
+    assert stats.stop_reason == "cancelled"
+    assert returned_after < 0.5
+    assert len(received) <= 5 + 3  # at most a few more batches after cancel
+    # the next request is served normally
+    text, stats = collect(host_client.stream_chat(HELLO, Sampling(max_tokens=8)))
+    assert stats.stop_reason in ("stop", "length") and text
+
+
+def test_kv_cache_is_reused_across_turns(host_client):
+    """Turn 10 evaluates only the new tokens (+ a few for the template), not the whole history."""
+    messages = [{"role": "system", "content": "You are brief."}]
+    last = None
+    for turn in range(10):
+        messages.append({"role": "user", "content": f"Give me one word about the number {turn}."})
+        new_tokens = host_client.count_tokens(messages) - host_client.count_tokens(messages[:-1])
+        text, last = collect(host_client.stream_chat(messages, Sampling(max_tokens=12, seed=turn, temperature=0.0)))
+        messages.append({"role": "assistant", "content": text})
+    assert last.prompt_tokens > 150
+    assert last.evaluated_prompt_tokens <= new_tokens + 16, (last, new_tokens)
+
+
+def test_prompt_longer_than_context_is_a_clear_error(host_client):
+    long = "word " * 3000
+    text, stats = collect(host_client.stream_chat([{"role": "user", "content": long}], Sampling(max_tokens=4)))
+    assert stats.stop_reason == "error"
+    assert "context" in stats.error
+
+
+def test_request_without_or_with_wrong_token_is_refused(shared_host):
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        conn = http.client.HTTPConnection("127.0.0.1", shared_host.port, timeout=10)
+        for path, method in (("/ember/chat", "POST"), ("/v1/chat/completions", "POST"), ("/v1/models", "GET")):
+            body = json.dumps({"messages": HELLO}) if method == "POST" else None
+            conn.request(method, path, body, headers)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 401, path
+        conn.close()
+
+
+def test_openai_route_serves_other_programs(shared_host):
+    conn = http.client.HTTPConnection("127.0.0.1", shared_host.port, timeout=60)
+    conn.request("POST", "/v1/chat/completions", json.dumps({"messages": HELLO, "max_tokens": 8}),
+                 {"Authorization": f"Bearer {shared_host.token}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = json.loads(response.read())
+    conn.close()
+    assert response.status == 200
+    assert data["choices"][0]["message"]["content"]
+
+
+def test_token_is_not_on_the_command_line(shared_host):
+    cmdline = open(f"/proc/{shared_host.pid}/cmdline", "rb").read().decode()
+    assert shared_host.token not in cmdline
+
+
+def test_killed_host_gives_typed_error_and_a_new_host_starts(smollm2_path, tmp_path):
+    settings = HostSettings(model_path=str(smollm2_path), context_length=512, gpu_layers=0, threads=1)
+    with RuntimeHost(settings, log_dir=tmp_path) as host:
+        client = host.client()
+        os.kill(host.pid, signal.SIGKILL)
+        host._process.wait(timeout=10)
+        with pytest.raises(HostDied) as info:
+            collect(client.stream_chat(HELLO, Sampling(max_tokens=4)))
+        assert info.value.message and info.value.hint
+    with RuntimeHost(settings, log_dir=tmp_path) as again:
+        text, stats = collect(again.client().stream_chat(HELLO, Sampling(max_tokens=4)))
+        assert stats.completion_tokens > 0
+
+
+def test_bad_file_is_a_typed_error_and_starts_no_process(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(os.urandom(4096))
+    host = RuntimeHost(HostSettings(model_path=str(bad)), log_dir=tmp_path)
+    with pytest.raises(BadModelFile):
+        host.start_blocking()
+    assert host.pid is None
+
+
+def test_host_exits_when_its_parent_is_killed(smollm2_path, tmp_path):
+    """A killed app leaves no host behind: the host exits when its stdin closes."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from engine.runtime.supervisor import HostSettings, RuntimeHost
+        host = RuntimeHost(HostSettings(model_path={str(smollm2_path)!r}, context_length=256, gpu_layers=0, threads=1))
+        host.start_blocking()
+        print(host.pid, flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    host_pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(host_pid):
+        time.sleep(0.1)
+    assert not _alive(host_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_concurrent_requests_are_served_one_after_the_other(host_client):
+    results = []
+
+    def ask():
+        results.append(collect(host_client.stream_chat(HELLO, Sampling(max_tokens=6)))[1].stop_reason)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) and all(r in ("stop", "length") for r in results) and len(results) == 3
