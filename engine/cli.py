@@ -61,6 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("ember: interrupted\n")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug of ours: the traceback goes to the log, the user gets one line
+        log_path = _log_unexpected(exc)
+        error = EmberError(f"Unexpected error: {type(exc).__name__}: {exc}", f"Details are in {log_path}.")
+        return report_error(error, getattr(args, "json", False))
+
+
+def _log_unexpected(exc: BaseException) -> str:
+    import traceback
+
+    from engine.paths import EmberPaths
+
+    path = EmberPaths.from_env().logs / "cli.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return "(the log could not be written)"
+    return str(path)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,6 @@ class Conversation:
             for event in client.stream_chat(history, pending.sampling, cancel):
                 if event.stats is not None:
                     stats = event.stats
-                    yield event
                     break
                 parts.append(event.text)
                 yield event
@@ -136,23 +135,26 @@ class Conversation:
                 if now - last_save >= SAVE_INTERVAL_S:
                     repo.update_message(pending.assistant_message_id, content="".join(parts))
                     last_save = now
-        except ContextOverflow as error:
+        except ContextOverflow:
             repo.delete_message(pending.assistant_message_id)
-            raise error
+            raise
         except EmberError as error:
             repo.update_message(pending.assistant_message_id, content="".join(parts), status="error",
                                 error=error.message)
             raise
-        except BaseException:
+        except BaseException:  # the consumer stopped early, or the process is going down
             repo.update_message(pending.assistant_message_id, content="".join(parts), status="interrupted")
             raise
         else:
             status = {"cancelled": "cancelled", "error": "error"}.get(stats.stop_reason if stats else "", "complete")
+            # saved before the final event is handed on, so a consumer that stops there loses nothing
             repo.update_message(pending.assistant_message_id, content="".join(parts), status=status,
                                 stats=stats, error=stats.error if stats else None,
                                 seed=stats.seed if stats else None)
         finally:
             repo.conn.close()
+        if stats is not None:
+            yield TokenEvent(stats=stats)
 
 
 def _title_from(text: str) -> str:

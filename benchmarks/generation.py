@@ -1,0 +1,118 @@
+"""Generation speed through Ember (host process + HTTP stream + client) vs llama-cpp-python in-process.
+
+Both run the same model, threads, context, prompt and sampling, interleaved run by run in one
+process, so the ratio compares like with like. Also: time to first token on turn 1 vs turn 10 of
+one conversation (KV cache reuse).
+
+    python benchmarks/generation.py [--model PATH] [--threads 1 2] [--runs 5] [--tokens 128]
+    python benchmarks/generation.py --smoke      # tiny budget, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.paths import starter_model  # noqa: E402
+from engine.runtime.sampling import Sampling  # noqa: E402
+from engine.runtime.supervisor import HostSettings, RuntimeHost  # noqa: E402
+
+PROMPT = [{"role": "user", "content": "Write a long, detailed story about a lighthouse keeper and a storm."}]
+
+
+def in_process_rate(llama, tokens: int, seed: int) -> float:
+    """Decode tokens/s of Llama.create_chat_completion streaming, first to last token."""
+    first = last = None
+    count = 0
+    for chunk in llama.create_chat_completion(PROMPT, stream=True, max_tokens=tokens, temperature=0.7,
+                                              seed=seed, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1):
+        if chunk["choices"][0]["delta"].get("content"):
+            now = time.perf_counter()
+            first = first or now
+            last = now
+            count += 1
+    return (count - 1) / (last - first) if count > 1 else 0.0
+
+
+def ember_rate(client, tokens: int, seed: int) -> float:
+    """Decode tokens/s as the app sees it: the host's count over the client's first-to-last arrival."""
+    first = last = None
+    stats = None
+    for event in client.stream_chat(PROMPT, Sampling(max_tokens=tokens, temperature=0.7, seed=seed)):
+        if event.stats:
+            stats = event.stats
+        elif event.text:
+            now = time.perf_counter()
+            first = first or now
+            last = now
+    n = stats.completion_tokens if stats else 0
+    return (n - 1) / (last - first) if n > 1 and last > first else 0.0
+
+
+def ttft_turns(client, turns: int) -> tuple[float, float]:
+    """TTFT of turn 1 and of turn `turns` in one conversation (client side)."""
+    messages = [{"role": "system", "content": "You are a helpful assistant. Answer briefly."}]
+    times = []
+    for turn in range(turns):
+        messages.append({"role": "user", "content": f"Tell me one short fact about the number {turn + 7}."})
+        text = []
+        for event in client.stream_chat(messages, Sampling(max_tokens=48, temperature=0.0)):
+            if event.stats:
+                times.append(event.stats.ttft_s)
+            else:
+                text.append(event.text)
+        messages.append({"role": "assistant", "content": "".join(text)})
+    return times[0], times[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--ctx", type=int, default=2048)
+    parser.add_argument("--smoke", action="store_true", help="tiny budget (CI)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.threads, args.runs, args.tokens = [1], 1, 16
+    model = args.model or str(starter_model())
+    from llama_cpp import Llama
+
+    rows = []
+    for threads in args.threads:
+        llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+        host = RuntimeHost(HostSettings(model, context_length=args.ctx, gpu_layers=0, threads=threads))
+        host.start_blocking()
+        try:
+            client = host.client()
+            in_process_rate(llama, 8, 0), ember_rate(client, 8, 0)  # warm both
+            inproc, ember = [], []
+            for run in range(args.runs):
+                inproc.append(in_process_rate(llama, args.tokens, 100 + run))
+                ember.append(ember_rate(client, args.tokens, 100 + run))
+            turn1, turn10 = ttft_turns(client, 3 if args.smoke else 10)
+        finally:
+            host.stop()
+            llama.close()
+        rows.append((threads, statistics.median(inproc), statistics.median(ember), turn1, turn10))
+
+    print(f"model: {Path(model).name}   tokens/run: {args.tokens}   runs: {args.runs} (medians)")
+    print(f"{'threads':>7} {'in-process tok/s':>17} {'ember tok/s':>12} {'ratio':>6} {'TTFT t1 ms':>11} "
+          f"{'TTFT t10 ms':>12} {'t10/t1':>7}")
+    for threads, a, b, t1, t10 in rows:
+        print(f"{threads:>7} {a:>17.1f} {b:>12.1f} {b / a:>6.3f} {t1 * 1000:>11.1f} {t10 * 1000:>12.1f} "
+              f"{t10 / t1:>7.2f}")
+    worst = min(rows, key=lambda r: r[2] / r[1])
+    print(f"summary: ember/in-process speed ratio {worst[2] / worst[1]:.3f} at worst "
+          f"({worst[0]} thread(s)); turn-10 TTFT = {max(r[4] / r[3] for r in rows):.2f}x turn 1")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
