@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.errors import BadModelFile
 from engine.hub.gguf_reader import SkippedArray, read_header
 
 SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$", re.I)
@@ -154,3 +155,28 @@ def estimate_memory(info: ModelInfo, context_length: int, kv_bytes_per_element: 
         kv *= kv_bytes_per_element
     overhead = int(weights * 0.05) + 64 * 2**20 + (info.vocab_size or 32000) * 4 * 512
     return MemoryEstimate(weights=weights, kv_cache=kv, overhead=overhead)
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    path: str
+    architecture: str
+    adapter_type: str
+    alpha: float | None
+    tensor_count: int
+
+
+def inspect_adapter(path: Path | str, model: ModelInfo | None = None) -> AdapterInfo:
+    """Check a LoRA adapter GGUF before llama.cpp sees it (a bad one can crash the host outright)."""
+    path = Path(path)
+    header = read_header(path)
+    meta = header.metadata
+    info = AdapterInfo(str(path), str(meta.get("general.architecture", "unknown")),
+                       str(meta.get("adapter.type", "")), meta.get("adapter.lora.alpha"), len(header.tensors))
+    if meta.get("general.type") != "adapter" or info.adapter_type != "lora":
+        raise BadModelFile(f"{path.name} is a GGUF file but not a LoRA adapter.",
+                           "Pick an adapter exported for this model (general.type = adapter).")
+    if model is not None and info.architecture != model.architecture:
+        raise BadModelFile(f"The adapter {path.name} is for {info.architecture} models, not {model.architecture}.",
+                           "Pick an adapter trained on this model.")
+    return info

@@ -128,9 +128,11 @@ class RuntimeHost:
         """Start the host and wait until it serves; yields Progress while loading."""
         cancel = cancel or CancelToken()
         path = Path(self.settings.model_path)
-        from engine.hub.inspect import inspect_gguf  # raises BadModelFile with what is wrong
+        from engine.hub.inspect import inspect_adapter, inspect_gguf  # BadModelFile says what is wrong
 
         self.model_info = inspect_gguf(path)
+        if self.settings.lora_path:
+            inspect_adapter(self.settings.lora_path, self.model_info)
         yield Progress(0, None, "s", f"Loading {path.name}…")
         for attempt in range(2):
             yield from self._launch(cancel)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.gguf_files import copy_with_chat_template
 
 from engine.runtime.sampling import Sampling
 from engine.runtime.supervisor import HostSettings, RuntimeHost
+from tests.support.gguf_files import copy_with_chat_template
 
 pytestmark = pytest.mark.timeout(180)
 

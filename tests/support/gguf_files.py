@@ -31,3 +31,33 @@ def copy_with_chat_template(src: Path, dst: Path, template: str | None) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return dst
+
+
+def write_lora_adapter(base: Path, dst: Path, rank: int = 4, targets: tuple[str, ...] = ("attn_q",),
+                       scale: float = 0.0) -> Path:
+    """Write a real LoRA adapter GGUF for `base` (llama.cpp's adapter layout) on the `targets` weights.
+
+    lora_b is `scale` everywhere (0 by default: the adapter loads but changes nothing).
+    """
+    import numpy as np
+
+    from engine.hub.gguf_reader import read_header
+
+    header = read_header(base)
+    writer = gguf.GGUFWriter(str(dst), arch=header.metadata["general.architecture"])
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", float(rank))
+    rng = np.random.default_rng(0)
+    for tensor in header.tensors:
+        if not any(f".{t}.weight" in tensor.name for t in targets) or len(tensor.shape) != 2:
+            continue
+        n_in, n_out = tensor.shape  # ggml order: ne[0] is the input size
+        stem = tensor.name.removesuffix(".weight")
+        writer.add_tensor(f"{stem}.weight.lora_a", rng.standard_normal((rank, n_in)).astype(np.float32) * 0.01)
+        writer.add_tensor(f"{stem}.weight.lora_b", np.full((n_out, rank), scale, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dst
