@@ -90,3 +90,12 @@ def test_serve_prints_a_key_and_answers_openai_clients_with_it(smollm2_path):
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0
+
+
+def test_ember_entry_point_runs_commands_without_loading_qt(smollm2_path):
+    code = ("import sys; sys.modules['PySide6'] = None\n"
+            "from app.__main__ import main\n"
+            f"sys.exit(main(['inspect', {str(smollm2_path)!r}, '--json']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["quantization"] == "Q4_1"
