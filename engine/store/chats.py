@@ -169,6 +169,10 @@ class ChatRepository:
         )
         return cur.rowcount
 
+    def erase_session(self, session_id: int) -> None:
+        """Delete at once, without the bin (for a chat that was never complete, e.g. a failed import)."""
+        self.conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
     def set_current_leaf(self, session_id: int, leaf_id: int | None) -> None:
         self.conn.execute("UPDATE sessions SET current_leaf_id = ? WHERE id = ?", (leaf_id, session_id))
 
@@ -251,6 +255,14 @@ class ChatRepository:
             (session_id, parent_id),
         ).fetchall()
         return [_message(row) for row in rows]
+
+    def sibling_ids(self, session_id: int) -> dict[int | None, list[int]]:
+        """parent id -> its children's ids, oldest first: where each message sits among its alternatives."""
+        tree: dict[int | None, list[int]] = {}
+        for row in self.conn.execute("SELECT id, parent_id FROM messages WHERE session_id = ? ORDER BY id",
+                                     (session_id,)):
+            tree.setdefault(row["parent_id"], []).append(row["id"])
+        return tree
 
     def branch(self, session_id: int, leaf_id: int | None = None) -> list[Message]:
         """The messages from the root down to `leaf_id` (default: the session's shown leaf)."""

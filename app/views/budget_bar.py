@@ -1,0 +1,57 @@
+"""The context budget bar: how the model's context is spent (system prompt, chat, reply reserve, free)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtWidgets import QWidget
+
+from engine.chat.budget import ContextBudget
+
+COLORS = {"system": "#8e44ad", "history": "#2980b9", "reserve": "#7f8c8d", "over": "#c0392b"}
+
+
+def describe_budget(budget: ContextBudget | None) -> str:
+    if budget is None:
+        return "Context: load a model to see how it is spent."
+    text = (f"System {budget.system_tokens:,} · Chat {budget.history_tokens:,} · Reply {budget.reserve_tokens:,} "
+            f"· Free {max(0, budget.free):,} of {budget.context_length:,} tokens")
+    if budget.overflows:
+        text += f" — over by {-budget.free:,}: oldest turns would have to be dropped"
+    return text
+
+
+class BudgetBar(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.budget: ContextBudget | None = None
+        self.setObjectName("contextBudgetBar")
+        self.setAccessibleName("Context budget")
+        self.setMinimumHeight(8)
+
+    def sizeHint(self) -> QSize:
+        return QSize(200, 8)
+
+    def set_budget(self, budget: ContextBudget | None) -> None:
+        self.budget = budget
+        self.setToolTip(describe_budget(budget))
+        self.setAccessibleDescription(describe_budget(budget))
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRectF(self.rect()).adjusted(0, 1, 0, -1)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.palette().color(QPalette.ColorRole.Mid))
+        painter.drawRoundedRect(rect, 3, 3)
+        b = self.budget
+        if not b or b.context_length <= 0:
+            return
+        x = rect.left()
+        total = max(b.context_length, b.needed)
+        for part, tokens in (("system", b.system_tokens), ("history", b.history_tokens), ("reserve", b.reserve_tokens)):
+            width = rect.width() * tokens / total
+            painter.setBrush(QColor(COLORS["over" if b.overflows and part != "system" else part]))
+            painter.drawRect(QRectF(x, rect.top(), width, rect.height()))
+            x += width

@@ -1,0 +1,69 @@
+"""All SQL for the model library (table `models`): one row per GGUF file Ember knows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from engine.errors import InvalidInput
+from engine.store.schema import MODEL_SOURCES
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    path: str
+    size: int
+    mtime: float
+    source: str
+    sha256: str | None = None
+    repo_id: str | None = None
+    inspection: dict | None = None
+    measured_tps: float | None = None
+
+
+def _row(row: sqlite3.Row) -> ModelRow:
+    return ModelRow(row["path"], row["size"], row["mtime"], row["source"], row["sha256"], row["repo_id"],
+                    json.loads(row["inspection_json"]) if row["inspection_json"] else None, row["measured_tps"])
+
+
+class ModelRepository:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, path: str) -> ModelRow | None:
+        row = self.conn.execute("SELECT * FROM models WHERE path = ?", (path,)).fetchone()
+        return _row(row) if row else None
+
+    def all(self) -> list[ModelRow]:
+        return [_row(r) for r in self.conn.execute("SELECT * FROM models ORDER BY added_at, id")]
+
+    def upsert(self, path: str, size: int, mtime: float, source: str, *, inspection: dict | None = None,
+               repo_id: str | None = None) -> ModelRow:
+        """Add or refresh a file; a changed size or mtime forgets the old hash and inspection."""
+        if source not in MODEL_SOURCES:
+            raise InvalidInput(f"Unknown model source {source!r}.")
+        old = self.get(path)
+        unchanged = old is not None and old.size == size and old.mtime == mtime
+        self.conn.execute(
+            """INSERT INTO models (path, size, mtime, sha256, source, repo_id, inspection_json, added_at)
+               VALUES (?, ?, ?, NULL, ?, ?, ?, ?)
+               ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,
+                   sha256 = CASE WHEN ? THEN models.sha256 ELSE NULL END,
+                   inspection_json = COALESCE(excluded.inspection_json,
+                                              CASE WHEN ? THEN models.inspection_json ELSE NULL END),
+                   repo_id = COALESCE(excluded.repo_id, models.repo_id)""",
+            (path, size, mtime, source, repo_id, json.dumps(inspection) if inspection else None, time.time(),
+             unchanged, unchanged),
+        )
+        return self.get(path)
+
+    def set_sha256(self, path: str, sha256: str) -> None:
+        self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ?", (sha256, path))
+
+    def set_measured_speed(self, path: str, tokens_per_s: float) -> None:
+        self.conn.execute("UPDATE models SET measured_tps = ? WHERE path = ?", (tokens_per_s, path))
+
+    def remove(self, path: str) -> None:
+        self.conn.execute("DELETE FROM models WHERE path = ?", (path,))
