@@ -55,7 +55,7 @@ class MessageModel(QAbstractListModel):
                 self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole])
                 return
 
-    def rowCount(self, parent=QModelIndex()) -> int:
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
         return 0 if parent.isValid() else len(self._items)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
