@@ -439,6 +439,7 @@ class ChatPage(QWidget):
             return
         text, ok = QInputDialog.getMultiLineText(self, "Edit and resend", "Your message:", item.message.content)
         if ok and text.strip():
+            self.settings.flush()
             self.chat.edit(item.id, text)
 
     def regenerate(self) -> None:
@@ -447,6 +448,7 @@ class ChatPage(QWidget):
             items = self.message_model.items()
             item = items[-1] if items else None
         if item is not None:
+            self.settings.flush()
             self.chat.regenerate(item.id)
 
     def delete_selected(self) -> None:

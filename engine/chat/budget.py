@@ -42,8 +42,15 @@ class ContextBudget:
         return self.needed > self.context_length
 
 
+def reply_reserve(max_tokens: int, context_length: int) -> int:
+    """Room kept for the reply: max tokens, but never more than a quarter of the context (a reply that
+    needs more ends with stop reason 'length' instead of pushing the chat out)."""
+    return max(1, min(max_tokens, context_length // 4))
+
+
 def measure_budget(client, messages: list[dict], reserve_tokens: int, context_length: int) -> ContextBudget:
-    """Count the system prompt and the rest as the host renders them."""
+    """Count the system prompt and the rest as the host renders them (`reserve_tokens` is the max tokens)."""
+    reserve_tokens = reply_reserve(reserve_tokens, context_length)
     system = [m for m in messages if m["role"] == "system"]
     total = client.count_tokens(messages) if messages else 0
     system_tokens = client.count_tokens(system) if system else 0
