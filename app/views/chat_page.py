@@ -6,12 +6,14 @@ The page only lays out widgets, reads Qt models and calls the ChatController / M
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -59,6 +61,7 @@ class ChatPage(QWidget):
         super().__init__(parent)
         self.chat, self.models = chat, models
         self.setObjectName("chatPage")
+        self.setAcceptDrops(True)
         self._deleted_session: int | None = None
         self._build()
         self._connect()
@@ -102,6 +105,8 @@ class ChatPage(QWidget):
         model_row = QHBoxLayout()
         self.model_combo = named(QComboBox(), "modelCombo", "Model")
         self.model_combo.setMinimumContentsLength(24)
+        self.open_button = named(QPushButton("Open GGUF…"), "openModelButton", "Open a GGUF file",
+                                 "Add a GGUF file you already have to the library (or drop it on the window)")
         self.load_button = named(QPushButton("Load"), "loadModelButton", "Load model")
         self.unload_button = named(QPushButton("Unload"), "unloadModelButton", "Unload model")
         self.load_progress = named(QProgressBar(), "loadProgress", "Model loading progress")
@@ -109,7 +114,7 @@ class ChatPage(QWidget):
         self.load_progress.setMaximumWidth(140)
         self.load_progress.hide()
         self.model_label = named(QLabel("No model loaded"), "modelStatusLabel", "Model status")
-        for widget in (self.model_combo, self.load_button, self.unload_button, self.load_progress):
+        for widget in (self.model_combo, self.open_button, self.load_button, self.unload_button, self.load_progress):
             model_row.addWidget(widget)
         model_row.addWidget(self.model_label, 1)
         center_layout.addLayout(model_row)
@@ -196,6 +201,7 @@ class ChatPage(QWidget):
         self.search_edit.textChanged.connect(lambda _: self._search_timer.start())
         self._search_timer.timeout.connect(self.refresh_sessions)
         self.load_button.clicked.connect(self.load_selected_model)
+        self.open_button.clicked.connect(self.open_model_dialog)
         self.unload_button.clicked.connect(self.models.unload)
         self.send_button.clicked.connect(self.send)
         self.prompt_edit.submitted.connect(self.send)
@@ -303,6 +309,29 @@ class ChatPage(QWidget):
         for i in range(self.model_combo.count()):
             if self.model_combo.itemData(i).path == entry.path:
                 self.model_combo.setCurrentIndex(i)
+
+    def open_model_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", "", "GGUF models (*.gguf)")
+        if path:
+            self.add_model_file(path)
+
+    def add_model_file(self, path: str) -> None:
+        """Add a GGUF the user has (Open… or drag and drop) and select it; a bad file is refused with why."""
+        try:
+            entry = self.chat.services.library.add_file(Path(path))
+        except EmberError as error:
+            self.error_shown.emit(error)
+            return
+        self.add_model_entry(entry)
+
+    def dragEnterEvent(self, event) -> None:
+        if any(url.toLocalFile().lower().endswith(".gguf") for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            if url.toLocalFile().lower().endswith(".gguf"):
+                self.add_model_file(url.toLocalFile())
 
     def load_selected_model(self) -> None:
         entry = self.model_combo.currentData()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -74,8 +74,13 @@ class MainWindow(QMainWindow):
 
         self.model_status = named(QLabel("No model"), "statusModel", "Loaded model")
         self.backend_status = named(QLabel(""), "statusBackend", "Backend")
+        self.memory_status = named(QLabel(""), "statusMemory", "Memory used by the model")
         self.statusBar().addPermanentWidget(self.model_status)
         self.statusBar().addPermanentWidget(self.backend_status)
+        self.statusBar().addPermanentWidget(self.memory_status)
+        self._memory_timer = QTimer(self)
+        self._memory_timer.setInterval(2000)
+        self._memory_timer.timeout.connect(self._show_memory)
         self.chat_page.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.chat_page.error_shown.connect(self.show_error)
         self.models.loaded.connect(self._on_model_loaded)
@@ -110,10 +115,19 @@ class MainWindow(QMainWindow):
 
         backend = probe_hardware(check_offload=False).backend if layers else "CPU"
         self.backend_status.setText(f"{backend} · GPU layers {layers} · threads {host.info.get('threads')}")
+        self._show_memory()
+        self._memory_timer.start()
+
+    def _show_memory(self) -> None:
+        host = self.services.model.host
+        used = host.memory_used() if host is not None else None
+        self.memory_status.setText(f"model memory {used / 2**20:,.0f} MB" if used else "")
 
     def _on_model_unloaded(self) -> None:
         self.model_status.setText("No model")
         self.backend_status.setText("")
+        self.memory_status.setText("")
+        self._memory_timer.stop()
 
     def show_error(self, error) -> None:
         if error is None:

@@ -118,6 +118,19 @@ class RuntimeHost:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def memory_used(self) -> int | None:
+        """Resident memory of the host process in bytes (Linux; None elsewhere or when it is gone)."""
+        if not self.alive:
+            return None
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
     def client(self) -> HostClient:
         if not self.alive:
             self.raise_death()
