@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -114,6 +115,7 @@ class ChatPage(QWidget):
         self.load_progress.setMaximumWidth(140)
         self.load_progress.hide()
         self.model_label = named(QLabel("No model loaded"), "modelStatusLabel", "Model status")
+        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
         for widget in (self.model_combo, self.open_button, self.load_button, self.unload_button, self.load_progress):
             model_row.addWidget(widget)
         model_row.addWidget(self.model_label, 1)
@@ -157,6 +159,7 @@ class ChatPage(QWidget):
         self.budget_bar = BudgetBar()
         self.budget_label = named(QLabel(describe_budget(None)), "contextBudgetLabel", "Context budget")
         self.budget_label.setWordWrap(True)
+        self.budget_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         center_layout.addWidget(self.budget_bar)
         center_layout.addWidget(self.budget_label)
         composer = QHBoxLayout()
