@@ -1,20 +1,30 @@
 """The local model library: the starter model, downloads in EMBER_HOME/models, folders and files the user adds.
 
 Each file is inspected once (the result is kept in ember.db by path, size and mtime). A file that
-fails inspection stays listed with the reason, so the user sees why it cannot be used.
+fails inspection stays listed with the reason, so the user sees why it cannot be used. A split
+GGUF is one model (its first part), listed only once every part is there; `.part` files (downloads
+in progress) are never models. The SHA-256 is computed lazily, or taken from the download's
+verified sidecar.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.config import load_settings, update_settings
 from engine.errors import BadModelFile, InvalidInput
-from engine.hub.inspect import SPLIT_NAME, ModelInfo, inspect_gguf
+from engine.hub.hashing import sha256_file
+from engine.hub.inspect import SPLIT_NAME, ModelInfo, inspect_gguf, split_parts
+from engine.hub.sidecar import PartRecord, part_path, sidecar_path
+from engine.jobs import CancelToken, Progress
 from engine.paths import EmberPaths, starter_model
 from engine.store.models_repo import ModelRepository, ModelRow
+
+FOLDERS_KEY = "model_folders"
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ class LibraryEntry:
 
     def to_dict(self) -> dict:
         data = self.info.to_dict() if self.info else {"file_name": self.name}
-        data.update(path=self.path, source=self.source, sha256=self.sha256, error=self.error)
+        data.update(path=self.path, source=self.source, sha256=self.sha256, error=self.error, repo_id=self.repo_id)
         return data
 
 
@@ -41,7 +51,24 @@ def _is_model_file(path: Path) -> bool:
     if path.suffix.lower() != ".gguf" or not path.is_file():
         return False
     split = SPLIT_NAME.match(path.name)
-    return not split or int(split["part"]) == 1  # later parts belong to the first
+    if not split:
+        return True
+    # later parts belong to the first; a split model counts once all its parts are there
+    return int(split["part"]) == 1 and len(split_parts(path)) == int(split["total"])
+
+
+def model_folders(paths: EmberPaths) -> list[Path]:
+    """The folders the user added to the library (kept in settings.json)."""
+    return [Path(p) for p in load_settings(paths.settings).get(FOLDERS_KEY, []) if isinstance(p, str)]
+
+
+def verified_sha256(path: Path) -> str | None:
+    """The SHA-256 a finished download verified, if the file is still the one it wrote."""
+    record = PartRecord.load(sidecar_path(path))
+    if record is None or record.state != "done" or not record.sha256:
+        return None
+    stat = path.stat()
+    return record.sha256 if record.size == stat.st_size and record.updated_at >= stat.st_mtime else None
 
 
 class Library:
@@ -50,7 +77,11 @@ class Library:
         self.repo = ModelRepository(conn)
 
     def scan(self, folders: list[Path] | None = None) -> list[LibraryEntry]:
-        """Find every model, refresh the database, and return the entries (starter first)."""
+        """Find every model, refresh the database, and return the entries (starter first).
+
+        `folders`: extra folders to scan; by default the ones in settings (`add_folder`)."""
+        if folders is None:
+            folders = model_folders(self.paths)
         found: dict[str, tuple[str, str | None]] = {}
         starter = starter_model()
         if starter:
@@ -60,16 +91,32 @@ class Library:
                 if _is_model_file(path):
                     parts = path.relative_to(self.paths.models).parts
                     found[str(path)] = ("hub", "/".join(parts[:2]) if len(parts) > 2 else None)
-        for folder in folders or []:
+        for folder in folders:
+            if not Path(folder).is_dir():
+                continue
             for path in sorted(Path(folder).rglob("*.gguf")):
                 if _is_model_file(path):
                     found.setdefault(str(path), ("folder", None))
         for row in self.repo.all():
-            if row.source in ("added", "folder") and Path(row.path).is_file():
+            if row.source == "added" and Path(row.path).is_file():
                 found.setdefault(row.path, (row.source, None))
             elif row.path not in found:
                 self.repo.remove(row.path)  # the file is gone
         return [self._entry(Path(path), source, repo_id) for path, (source, repo_id) in found.items()]
+
+    def add_folder(self, folder: Path) -> list[Path]:
+        """Remember a folder to scan for models; returns the folders now configured."""
+        folder = Path(folder).expanduser().resolve()
+        if not folder.is_dir():
+            raise InvalidInput(f"{folder} is not a folder.")
+
+        def change(settings) -> None:
+            current = [p for p in settings.get(FOLDERS_KEY, []) if isinstance(p, str)]
+            if str(folder) not in current:
+                settings.set(FOLDERS_KEY, current + [str(folder)])
+
+        update_settings(self.paths.settings, change)
+        return model_folders(self.paths)
 
     def add_file(self, path: Path) -> LibraryEntry:
         """Add a GGUF the user already has (by Open… or drag and drop); it stays where it is."""
@@ -85,9 +132,23 @@ class Library:
             if entry.source != "hub":
                 raise InvalidInput("Ember only deletes files it downloaded.",
                                    "Remove it from the library instead; your file stays where it is.")
-            for path in Path(entry.path).parent.glob(Path(entry.path).name + "*"):
-                path.unlink(missing_ok=True)
+            for part in split_parts(Path(entry.path)):  # every part of a split model
+                for path in (part, part_path(part), sidecar_path(part)):
+                    path.unlink(missing_ok=True)
         self.repo.remove(entry.path)
+
+    def compute_sha256(self, entry: LibraryEntry,
+                       cancel: CancelToken | None = None) -> Generator[Progress, None, str | None]:
+        """Hash a model (its first file) once and keep it in the database; returns the hex digest
+        (None if cancelled). Run it on a worker with a Library built on that worker's connection."""
+        if entry.sha256:
+            return entry.sha256
+        path = Path(entry.path)
+        stat = path.stat()
+        digest = yield from sha256_file(path, cancel)
+        if digest:
+            self.repo.set_sha256(entry.path, digest, size=stat.st_size, mtime=stat.st_mtime)
+        return digest
 
     def _entry(self, path: Path, source: str, repo_id: str | None) -> LibraryEntry:
         stat = path.stat()
@@ -101,6 +162,9 @@ class Library:
                 error = exc.message
         row = self.repo.upsert(str(path), stat.st_size, stat.st_mtime, source,
                                inspection=info.to_dict() if info else None, repo_id=repo_id)
+        if row.sha256 is None and source == "hub" and (digest := verified_sha256(path)):
+            self.repo.set_sha256(str(path), digest, size=stat.st_size, mtime=stat.st_mtime)
+            row = dataclasses.replace(row, sha256=digest)
         return LibraryEntry(str(path), source, info, error, row.sha256, row.repo_id, row.measured_tps)
 
 

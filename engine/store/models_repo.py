@@ -59,8 +59,13 @@ class ModelRepository:
         )
         return self.get(path)
 
-    def set_sha256(self, path: str, sha256: str) -> None:
-        self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ?", (sha256, path))
+    def set_sha256(self, path: str, sha256: str, *, size: int | None = None, mtime: float | None = None) -> None:
+        """Store a file's hash; with `size` and `mtime`, only if the row still describes that file."""
+        if size is None or mtime is None:
+            self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ?", (sha256, path))
+        else:
+            self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ? AND size = ? AND mtime = ?",
+                              (sha256, path, size, mtime))
 
     def set_measured_speed(self, path: str, tokens_per_s: float) -> None:
         self.conn.execute("UPDATE models SET measured_tps = ? WHERE path = ?", (tokens_per_s, path))
