@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.errors import InvalidInput, NotFound, UnsafePath
 from engine.hub.download import DownloadOptions, disk_free, download
+from engine.hub.files import GgufFile
 from engine.hub.sidecar import SIDECAR_SUFFIX, PartRecord, dest_of_sidecar, part_path, sidecar_path
 from engine.jobs import CancelToken, Progress
 from engine.paths import EmberPaths
@@ -83,6 +84,10 @@ class DownloadQueue:
             PartRecord(repo_id, revision, path, sha256=sha256, size=size).save(sidecar)
         return self.get(str(dest))
 
+    def enqueue_model(self, repo_id: str, model: GgufFile, revision: str = "main") -> list[QueueItem]:
+        """Queue every part of a model from the file list (a split model is several downloads)."""
+        return [self.enqueue(repo_id, p.path, revision, sha256=p.sha256, size=p.size) for p in model.parts]
+
     def run(self, key: str, cancel: CancelToken | None = None) -> Generator[Progress, None, Path | None]:
         """The download's generator, for one worker thread; `pause(key)` or `cancel` stops it (paused)."""
         item = self.get(key)
@@ -94,7 +99,7 @@ class DownloadQueue:
         try:
             return (yield from download(item.repo_id, item.path, paths=self.paths, endpoint=self.endpoint,
                                         revision=item.revision, sha256=item.sha256, token=self.token,
-                                        cancel=token, options=self.options, disk_free=self.disk_free))
+                                        cancel=token, options=self.options, disk_free=self._free_for(key)))
         finally:
             with self._lock:
                 self._running.pop(key, None)
@@ -139,6 +144,14 @@ class DownloadQueue:
         for item in done:
             sidecar_path(item.dest).unlink(missing_ok=True)
         return len(done)
+
+    def _free_for(self, key: str):
+        """Free space as one download sees it: what the disk has minus what the others still need."""
+        def free(path: Path) -> int:
+            others = sum(max(0, (i.size or 0) - i.done) for i in self.items() if i.running and i.key != key)
+            return self.disk_free(path) - others
+
+        return free
 
     def _delete(self, dest: Path) -> None:
         part_path(dest).unlink(missing_ok=True)

@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from engine.errors import InvalidInput, UnsafePath
+from engine.errors import InvalidInput, NotEnoughDisk, UnsafePath
 from engine.hub.download import DownloadOptions
+from engine.hub.files import list_gguf_files
 from engine.hub.queue import DownloadQueue
 from engine.hub.sidecar import PartRecord, part_path, sidecar_path
 from engine.paths import EmberPaths
@@ -40,7 +41,9 @@ def test_enqueue_lists_queued_downloads(queue):
 
 
 def test_several_downloads_at_once_each_on_its_own_thread(queue, hub_server):
-    items = [queue.enqueue(SPLIT_REPO, name) for name in SPLIT_PARTS]
+    [split_model] = list_gguf_files(SPLIT_REPO, endpoint=hub_server.url)
+    items = queue.enqueue_model(SPLIT_REPO, split_model)  # one download per part
+    assert [i.path for i in items] == SPLIT_PARTS and all(i.sha256 and i.size for i in items)
     hub_server.faults.rate = 2_000_000  # slow enough that they overlap
     results, errors = {}, []
 
@@ -111,3 +114,18 @@ def test_pause_a_waiting_download_and_refuse_running_it_twice(queue):
         next(queue.run(item.key))
     first.close()  # the consumer stops: the download is paused, the part kept
     assert queue.get(item.key).state == "paused" and not queue.is_running(item.key)
+
+
+def test_running_downloads_count_against_the_free_space_of_others(hub_server, ember_home, smollm2_path):
+    size = smollm2_path.stat().st_size
+    queue = DownloadQueue(EmberPaths(ember_home).ensure(), hub_server.url,
+                          disk_free=lambda path: 2**30 + size + 50_000)  # room for one, not both
+    hub_server.faults.stall_after, hub_server.faults.stall_s = 10, 30  # the first holds at 10 bytes
+    first = queue.enqueue(SMOL_REPO, SMOL_FILE, size=size)
+    second = queue.enqueue(SPLIT_REPO, SPLIT_PARTS[0])
+    job = queue.run(first.key)
+    next(job)
+    with pytest.raises(NotEnoughDisk):
+        drain(queue.run(second.key))
+    job.close()
+    assert drain(queue.run(second.key))[0].is_file()  # alone, it fits
