@@ -62,6 +62,8 @@ def _retry_reason(exc: BaseException, stall_s: float) -> str | None:
         return str(exc)
     if isinstance(exc, httpx2.TimeoutException) and not isinstance(exc, httpx2.ConnectTimeout):
         return f"no data for {stall_s:g} s (the connection stalled)"
+    if isinstance(exc, (httpx2.RemoteProtocolError, httpx2.ReadError)):
+        return "the connection dropped"
     if isinstance(exc, httpx2.TransportError):
         return f"the connection failed ({type(exc).__name__})"
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
