@@ -12,15 +12,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import BadModelFile
-from engine.hub.gguf_reader import SkippedArray, read_header
+from engine.hub.gguf_reader import SkippedArray, read_header, read_string_item
 
 SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$", re.I)
+CACHE_MAX = 256
+GUESSED_FILE_TYPE = 1024  # llama.cpp ORs this into general.file_type when it guessed it
 
-_cache: dict[tuple[str, int, int], ModelInfo] = {}
+_cache: dict[tuple, ModelInfo] = {}
 
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """One model file (all present parts of a split one). Every field has a JSON-safe value."""
+
     path: str
     file_name: str
     file_size: int
@@ -44,8 +48,13 @@ class ModelInfo:
     eos_token_id: int | None = None
     split_parts: int = 1
     gguf_version: int = 3
+    value_length: int | None = None
+    bos_token: str | None = None
+    eos_token: str | None = None
+    split_total: int = 1
 
     def to_dict(self, with_template: bool = False) -> dict:
+        """The template stays out unless asked: it can be kilobytes, and the CLI's JSON stays small."""
         data = asdict(self)
         if not with_template:
             data.pop("chat_template")
@@ -54,7 +63,7 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Bytes needed to run a model: weights + KV cache (f16) + a compute allowance."""
+    """Bytes needed to run a model: weights + KV cache + a compute allowance (see estimate_memory)."""
 
     weights: int
     kv_cache: int
@@ -64,18 +73,30 @@ class MemoryEstimate:
     def total(self) -> int:
         return self.weights + self.kv_cache + self.overhead
 
+    def to_dict(self) -> dict:
+        return {"weights": self.weights, "kv_cache": self.kv_cache, "overhead": self.overhead, "total": self.total}
+
 
 def inspect_gguf(path: Path | str) -> ModelInfo:
-    """Inspect a GGUF file (or the first part of a split one); BadModelFile if it is not usable."""
+    """Inspect a GGUF file (or a part of a split one); BadModelFile if it is not usable."""
     path = Path(path)
-    stat = path.stat() if path.is_file() else None
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns) if stat else None
-    if key and key in _cache:
+    key = _cache_key(path)
+    if key is not None and key in _cache:
         return _cache[key]
     info = _inspect(path)
-    if key:
+    if key is not None:
+        while len(_cache) >= CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
         _cache[key] = info
     return info
+
+
+def _cache_key(path: Path) -> tuple | None:
+    try:
+        return tuple((str(p.resolve()), s.st_size, s.st_mtime_ns) for p in split_parts(path) or [path]
+                     for s in [p.stat()]) if path.is_file() else None
+    except OSError:
+        return None
 
 
 def split_parts(path: Path) -> list[Path]:
@@ -84,7 +105,7 @@ def split_parts(path: Path) -> list[Path]:
     if not match:
         return [path]
     total = int(match["total"])
-    parts = [path.with_name(f"{match['stem']}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
+    parts = [path.with_name(f"{match['stem']}-{i:05d}-of-{match['total']}.gguf") for i in range(1, total + 1)]
     return [p for p in parts if p.is_file()]
 
 
@@ -92,67 +113,115 @@ def _inspect(path: Path) -> ModelInfo:
     import gguf  # constants only
 
     header = read_header(path)
-    meta = header.metadata
-    arch = str(meta.get("general.architecture") or "unknown")
+    parts = split_parts(path) or [path]
+    first = SPLIT_NAME.match(parts[0].name)
+    main_path = parts[0] if first and int(first["part"]) == 1 else path  # later parts carry no model metadata
+    headers = {p: read_header(p) for p in parts if p != path}
+    headers[path] = header
+    main = headers[main_path]
+    meta = main.metadata
+    arch = _str(meta.get("general.architecture")) or "unknown"
 
-    def arch_key(name: str):
-        value = meta.get(f"{arch}.{name}")
-        return value if isinstance(value, int) else None
+    def arch_int(name: str) -> int | None:
+        return _int(meta.get(f"{arch}.{name}"))
 
-    types = Counter()
-    parameters = weights = 0
-    for tensor in header.tensors:
-        parameters += tensor.elements
-        try:
-            type_name = gguf.GGMLQuantizationType(tensor.ggml_type).name
-            block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(tensor.ggml_type)]
-            weights += tensor.elements // block * size
-        except (ValueError, KeyError):
-            type_name = f"type{tensor.ggml_type}"
-        types[type_name] += 1
-    parts = split_parts(path)
+    types, types_2d = Counter(), Counter()
+    parameters = weights = tensor_count = 0
+    for part_header in headers.values():
+        weights += max(0, part_header.file_size - part_header.data_offset)  # the tensor data
+        tensor_count += len(part_header.tensors)
+        for tensor in part_header.tensors:
+            parameters += tensor.elements
+            type_name = _type_name(tensor.ggml_type, gguf)
+            types[type_name] += 1
+            if len(tensor.shape) >= 2:
+                types_2d[type_name] += 1
     tokens = meta.get("tokenizer.ggml.tokens")
     template = meta.get("tokenizer.chat_template")
+    bos, eos = _int(meta.get("tokenizer.ggml.bos_token_id")), _int(meta.get("tokenizer.ggml.eos_token_id"))
+    split_match = SPLIT_NAME.match(path.name)
     return ModelInfo(
-        path=str(path), file_name=path.name, file_size=sum(p.stat().st_size for p in parts),
-        architecture=arch, name=meta.get("general.name") if isinstance(meta.get("general.name"), str) else None,
-        parameters=parameters, quantization=_quantization(meta.get("general.file_type"), types, gguf),
-        tensor_types=dict(types.most_common()), tensor_count=len(header.tensors), weights_bytes=weights,
-        context_length=arch_key("context_length"), block_count=arch_key("block_count"),
-        embedding_length=arch_key("embedding_length"), head_count=arch_key("attention.head_count"),
-        head_count_kv=arch_key("attention.head_count_kv") or arch_key("attention.head_count"),
-        key_length=arch_key("attention.key_length"),
-        vocab_size=tokens.length if isinstance(tokens, SkippedArray) else (len(tokens) if isinstance(tokens, list) else None),
-        has_chat_template=isinstance(template, str) and bool(template.strip()),
-        chat_template=template if isinstance(template, str) else None,
-        bos_token_id=meta.get("tokenizer.ggml.bos_token_id"), eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
-        split_parts=len(parts), gguf_version=header.version,
+        path=str(path), file_name=path.name, file_size=sum(h.file_size for h in headers.values()),
+        architecture=arch, name=_str(meta.get("general.name")), parameters=parameters,
+        quantization=_quantization(meta.get("general.file_type"), types_2d or types, gguf),
+        tensor_types=dict(types.most_common()), tensor_count=tensor_count, weights_bytes=weights,
+        context_length=arch_int("context_length"), block_count=arch_int("block_count"),
+        embedding_length=arch_int("embedding_length"), head_count=arch_int("attention.head_count"),
+        head_count_kv=arch_int("attention.head_count_kv") or arch_int("attention.head_count"),
+        key_length=arch_int("attention.key_length"), value_length=arch_int("attention.value_length"),
+        vocab_size=_length(tokens) or arch_int("vocab_size"),
+        has_chat_template=bool(_str(template) and template.strip()), chat_template=_str(template),
+        bos_token_id=bos, eos_token_id=eos,
+        bos_token=_token_text(main_path, tokens, bos), eos_token=_token_text(main_path, tokens, eos),
+        split_parts=len(parts), gguf_version=main.version,
+        split_total=_int(meta.get("split.count")) or (int(split_match["total"]) if split_match else 1),
     )
 
 
+def _int(value) -> int | None:
+    """An integer field; per-layer arrays (some architectures) count as their largest value."""
+    if type(value) is int:
+        return value
+    if isinstance(value, list) and value and all(type(v) is int for v in value):
+        return max(value)
+    return None
+
+
+def _str(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _length(array) -> int | None:
+    if isinstance(array, SkippedArray):
+        return array.length
+    return len(array) if isinstance(array, list) else None
+
+
+def _token_text(path: Path, tokens, token_id: int | None) -> str | None:
+    """A token's text, found from the nearest checkpoint of the skipped vocabulary (≤ 1024 strings walked)."""
+    if token_id is None or not isinstance(tokens, SkippedArray):
+        return None
+    try:
+        return read_string_item(path, tokens, token_id)
+    except (BadModelFile, OSError):
+        return None
+
+
+def _type_name(ggml_type: int, gguf) -> str:
+    try:
+        return gguf.GGMLQuantizationType(ggml_type).name
+    except ValueError:
+        return f"type{ggml_type}"
+
+
 def _quantization(file_type, types: Counter, gguf) -> str:
-    if isinstance(file_type, int):
+    """general.file_type's name ("Q4_1"); without one, the most common type among the weight matrices."""
+    if type(file_type) is int:
         try:
-            return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+            name = gguf.LlamaFileType(file_type & ~GUESSED_FILE_TYPE).name
         except ValueError:
-            pass
-    # no (or an unknown) file type: the most common type among the 2-D weight tensors
+            name = None
+        if name:
+            return "F32" if name == "ALL_F32" else name.removeprefix("MOSTLY_")
     return types.most_common(1)[0][0] if types else "unknown"
 
 
-def estimate_memory(info: ModelInfo, context_length: int, kv_bytes_per_element: int = 2) -> MemoryEstimate:
-    """weights + KV cache + overhead.
+def estimate_memory(info: ModelInfo, context_length: int, kv_bytes_per_element: float = 2) -> MemoryEstimate:
+    """Memory to run `info` at `context_length`, as llama.cpp lays it out.
 
-    KV cache = 2 (K and V) × layers × context × kv_heads × head_dim × bytes per element, with
-    head_dim = key_length or embedding / heads. Overhead: compute buffers and logits, roughly
-    5% of the weights plus 64 MB plus vocab × 4 bytes × 512 (one batch of logits).
+    weights  = the tensor data (every part's data section, loaded or mapped whole)
+    kv_cache = n_layers × context × n_kv_heads × (key_length + value_length) × bytes per element,
+               which is 2 × n_layers × context × n_kv_heads × head_dim × bytes when K and V have the
+               same width (head_dim = key_length, else embedding_length / head_count; f16 = 2 bytes)
+    overhead = 5% of the weights + 64 MiB + vocab × 4 bytes × 512 (compute buffers, one batch of logits)
     """
     weights = info.weights_bytes or info.file_size
     kv = 0
     if info.block_count and info.head_count and info.embedding_length:
-        head_dim = info.key_length or info.embedding_length // info.head_count
-        kv = 2 * info.block_count * context_length * (info.head_count_kv or info.head_count) * head_dim
-        kv *= kv_bytes_per_element
+        head_dim = info.embedding_length // info.head_count
+        width = (info.key_length or head_dim) + (info.value_length or info.key_length or head_dim)
+        kv = int(info.block_count * max(0, context_length) * (info.head_count_kv or info.head_count) * width
+                 * kv_bytes_per_element)
     overhead = int(weights * 0.05) + 64 * 2**20 + (info.vocab_size or 32000) * 4 * 512
     return MemoryEstimate(weights=weights, kv_cache=kv, overhead=overhead)
 

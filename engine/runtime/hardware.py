@@ -1,17 +1,21 @@
 """What this machine can run: cores, memory, GPUs, and how many layers to offload.
 
 The probe never fails: anything it cannot find is reported as absent. `choose_gpu_layers` takes a
-HardwareInfo, so tests (and the Models page's "fits this machine") can describe any machine.
+HardwareInfo, so tests (and the Models page's "fits this machine") can describe any machine. The
+text parsers are separate functions so that a test can feed them another machine's output.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 
 VRAM_MARGIN = 0.9  # use at most 90% of free VRAM
+APPLE_GPU_SHARE = 2 / 3  # Metal may use about two thirds of unified memory
+MiB = 2**20
 
 
 @dataclass(frozen=True)
@@ -24,16 +28,18 @@ class GpuInfo:
 
 @dataclass(frozen=True)
 class HardwareInfo:
-    cpu_cores: int
+    cpu_cores: int  # logical cores this process may use
     ram_total: int
     ram_available: int
     gpu_offload_supported: bool = False
     gpus: list[GpuInfo] = field(default_factory=list)
     system: str = ""
     machine: str = ""
+    physical_cores: int | None = None
 
     @property
     def backend(self) -> str:
+        """Where offloaded layers would go: CPU, CUDA or Metal."""
         if self.gpu_offload_supported and self.gpus:
             return "Metal" if self.gpus[0].backend == "metal" else "CUDA"
         return "CPU"
@@ -50,86 +56,38 @@ class HardwareInfo:
 
 def default_threads(info: HardwareInfo | None = None) -> int:
     """cores − 1 (at least 1): one core stays free for the window."""
-    cores = info.cpu_cores if info else (os.cpu_count() or 2)
+    cores = info.cpu_cores if info else _logical_cores()
     return max(1, cores - 1)
 
 
-def _memory() -> tuple[int, int]:
-    try:
-        values = {}
-        with open("/proc/meminfo") as f:
-            for line in f:
-                name, rest = line.split(":", 1)
-                values[name] = int(rest.split()[0]) * 1024
-        return values.get("MemTotal", 0), values.get("MemAvailable", values.get("MemFree", 0))
-    except OSError:
-        pass
-    if platform.system() == "Darwin":
-        try:
-            total = int(subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True,
-                                       timeout=2).stdout.strip())
-            return total, total // 2  # macOS reports no simple "available"; assume half
-        except (OSError, ValueError, subprocess.SubprocessError):
-            return 0, 0
-    if platform.system() == "Windows":
-        import ctypes
-
-        class Status(ctypes.Structure):
-            _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total", ctypes.c_ulonglong),
-                        ("avail", ctypes.c_ulonglong), ("pt", ctypes.c_ulonglong), ("pa", ctypes.c_ulonglong),
-                        ("vt", ctypes.c_ulonglong), ("va", ctypes.c_ulonglong), ("ve", ctypes.c_ulonglong)]
-
-        status = Status(length=ctypes.sizeof(Status))
-        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
-            return status.total, status.avail
-    return 0, 0
-
-
-def _offload_supported() -> bool:
-    try:
-        import llama_cpp
-
-        return bool(llama_cpp.llama_supports_gpu_offload())
-    except Exception:
-        return False
-
-
-def _nvidia_gpus() -> list[GpuInfo]:
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-        gpus = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            name = pynvml.nvmlDeviceGetName(handle)
-            gpus.append(GpuInfo(name.decode() if isinstance(name, bytes) else name,
-                                int(memory.total), int(memory.free), "cuda"))
-        pynvml.nvmlShutdown()
-        return gpus
-    except Exception:
-        return []
-
-
 def probe_hardware(check_offload: bool = True) -> HardwareInfo:
-    """Probe this machine. `check_offload=False` avoids importing llama_cpp (slow) in the app process."""
-    total, available = _memory()
+    """Probe this machine; never raises.
+
+    llama_cpp is imported (to ask whether this build can offload) only when a GPU was found: on a
+    machine without one there is nothing to offload to, and the import costs time and memory in the
+    app process. `check_offload=False` skips it even then and assumes a found GPU can be used.
+    """
     system, machine = platform.system(), platform.machine()
+    total, available = _memory(system)
     gpus = _nvidia_gpus()
     if system == "Darwin" and machine == "arm64":
-        # unified memory: Metal can use about two thirds of it
-        gpus = [GpuInfo("Apple Silicon GPU", total * 2 // 3, available * 2 // 3, "metal")]
-    # llama_cpp is imported only when there is a GPU to offload to
+        gpus = [apple_gpu(total, available)]
     supported = bool(gpus) and (_offload_supported() if check_offload else True)
-    return HardwareInfo(os.cpu_count() or 1, total, available, supported, gpus, system, machine)
+    return HardwareInfo(_logical_cores(), total, available, supported, gpus, system, machine,
+                        _physical_cores(system))
+
+
+def apple_gpu(ram_total: int, ram_available: int) -> GpuInfo:
+    """Apple Silicon: the GPU shares the RAM; treat about two thirds of it as VRAM."""
+    return GpuInfo("Apple Silicon GPU", int(ram_total * APPLE_GPU_SHARE), int(ram_available * APPLE_GPU_SHARE),
+                   "metal")
 
 
 def choose_gpu_layers(model, hw: HardwareInfo, context_length: int) -> int:
-    """All layers (+ the output layer) when weights + KV fit in free VRAM, a proportional part when not, else 0."""
-    if not hw.gpu_offload_supported or not hw.gpus or model is None:
+    """How many layers to offload: all (blocks + the output layer) when weights + KV cache + compute
+    buffers fit in 90% of the free VRAM; else the share of layers that fits; 0 on CPU or without
+    offload support."""
+    if model is None or not hw.gpu_offload_supported or not hw.gpus:
         return 0
     from engine.hub.inspect import estimate_memory
 
@@ -138,4 +96,163 @@ def choose_gpu_layers(model, hw: HardwareInfo, context_length: int) -> int:
     room = hw.vram_free * VRAM_MARGIN
     if need <= room:
         return layers
-    return max(0, int(layers * room / need))
+    return max(0, min(layers, int(layers * room / need)))
+
+
+# -- probes: each returns something sane or "absent" -------------------------------------------
+
+def _logical_cores() -> int:
+    """Cores this process may run on (a container or `taskset` can allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _physical_cores(system: str) -> int | None:
+    try:
+        if system == "Linux":
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                return parse_cpuinfo(f.read())
+        if system == "Darwin":
+            return int(_run(["sysctl", "-n", "hw.physicalcpu"])) or None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    return None
+
+
+def _memory(system: str) -> tuple[int, int]:
+    """(total, available) RAM in bytes; (0, 0) when unknown."""
+    try:
+        if system == "Linux" or os.path.exists("/proc/meminfo"):
+            with open("/proc/meminfo", encoding="utf-8") as f:
+                return parse_meminfo(f.read())
+        if system == "Darwin":
+            total = int(_run(["sysctl", "-n", "hw.memsize"]))
+            try:
+                available = parse_vm_stat(_run(["vm_stat"]))
+            except (OSError, ValueError, subprocess.SubprocessError):
+                available = 0
+            return total, min(total, available) or total // 2
+        if system == "Windows":
+            return _windows_memory()
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    return 0, 0
+
+
+def parse_meminfo(text: str) -> tuple[int, int]:
+    values = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            values[name.strip()] = int(parts[0]) * 1024  # kB
+    total = values.get("MemTotal", 0)
+    available = values.get("MemAvailable")
+    if available is None:  # kernels before 3.14
+        available = values.get("MemFree", 0) + values.get("Cached", 0)
+    return total, min(available, total)
+
+
+def parse_cpuinfo(text: str) -> int | None:
+    """Distinct (physical id, core id) pairs; None where the kernel does not say (many ARM boards)."""
+    cores, physical = set(), "0"
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if name == "physical id":
+            physical = value
+        elif name == "core id":
+            cores.add((physical, value))
+    return len(cores) or None
+
+
+def parse_vm_stat(text: str) -> int:
+    """macOS `vm_stat`: free + inactive + speculative + purgeable pages, in bytes."""
+    lines = text.splitlines()
+    page = 4096
+    if lines and "page size of" in lines[0]:
+        page = int(lines[0].split("page size of")[1].split()[0])
+    pages = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip() in ("Pages free", "Pages inactive", "Pages speculative", "Pages purgeable"):
+            pages += int(value.strip().rstrip("."))
+    return pages * page
+
+
+def _windows_memory() -> tuple[int, int]:
+    import ctypes
+
+    class MemoryStatusEx(ctypes.Structure):
+        _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total", ctypes.c_ulonglong),
+                    ("available", ctypes.c_ulonglong), ("page_total", ctypes.c_ulonglong),
+                    ("page_available", ctypes.c_ulonglong), ("virtual_total", ctypes.c_ulonglong),
+                    ("virtual_available", ctypes.c_ulonglong), ("extended", ctypes.c_ulonglong)]
+
+    status = MemoryStatusEx(length=ctypes.sizeof(MemoryStatusEx))
+    if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+        return int(status.total), int(status.available)
+    return 0, 0
+
+
+def _offload_supported() -> bool:
+    try:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_supports_gpu_offload())
+    except Exception:  # not installed, a broken build, a missing driver: no offload
+        return False
+
+
+def _nvidia_gpus() -> list[GpuInfo]:
+    """NVIDIA GPUs from nvidia-ml-py (pynvml) when it is installed, else from `nvidia-smi`."""
+    try:
+        import pynvml
+    except ImportError:
+        return _nvidia_smi_gpus()
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return []
+    try:
+        gpus = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            name = pynvml.nvmlDeviceGetName(handle)
+            name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+            gpus.append(GpuInfo(name, int(memory.total), int(memory.free), "cuda"))
+        return gpus
+    except Exception:
+        return []
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def _nvidia_smi_gpus() -> list[GpuInfo]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        return parse_nvidia_smi(_run(["nvidia-smi", "--query-gpu=name,memory.total,memory.free",
+                                      "--format=csv,noheader,nounits"]))
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return []
+
+
+def parse_nvidia_smi(text: str) -> list[GpuInfo]:
+    """`nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv,noheader,nounits` (MiB)."""
+    gpus = []
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.rsplit(",", 2)]
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+            gpus.append(GpuInfo(fields[0], int(fields[1]) * MiB, int(fields[2]) * MiB, "cuda"))
+    return gpus
+
+
+def _run(command: list[str]) -> str:
+    return subprocess.run(command, capture_output=True, text=True, timeout=3, check=True).stdout
