@@ -1,66 +1,128 @@
-"""Start the window: logging and crash logs, one owner per home, recovery, services, the window."""
+"""Start the window: logging and crash logs, one owner per home, recovery, services, the window.
+
+Start-up stays light: Qt, SQLite and the engine's small modules. llama.cpp runs in a child process,
+GGUF inspection and the hardware probe load in workers after the window is painted.
+"""
 
 from __future__ import annotations
 
 import faulthandler
+import json
 import logging
 import logging.handlers
+import os
+import signal
 import sys
 import threading
+import time
 
 from engine.errors import EmberError
 from engine.paths import EmberPaths
 from engine.store.lock import HomeLock
 
+STARTED_AT = time.perf_counter()
+EXIT_AFTER_PAINT_ENV = "EMBER_EXIT_AFTER_FIRST_PAINT"  # diagnostics: print the paint time as JSON and quit
+
 log = logging.getLogger("ember")
 
 
 def setup_logging(paths: EmberPaths, debug: bool):
+    """The app's rotating log, uncaught exceptions from any thread, and faulthandler's crash log."""
     handler = logging.handlers.RotatingFileHandler(paths.logs / "ember.log", maxBytes=2_000_000, backupCount=3,
                                                    encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    if debug:
+        root.addHandler(logging.StreamHandler(sys.stderr))
 
-    def log_uncaught(exc_type, exc, tb):
+    def log_uncaught(exc_type, exc, tb) -> None:  # also what PySide6 calls for an exception in a slot
+        if issubclass(exc_type, KeyboardInterrupt):
+            return
         log.critical("uncaught exception", exc_info=(exc_type, exc, tb))
 
-    sys.excepthook = log_uncaught  # also catches exceptions raised in Qt slots
-    threading.excepthook = lambda args: log.critical("uncaught exception in thread %s", args.thread,
-                                                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    def log_thread(args) -> None:
+        log.critical("uncaught exception in thread %s", args.thread.name if args.thread else "?",
+                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    sys.excepthook = log_uncaught
+    threading.excepthook = log_thread
     crash_log = open(paths.logs / "crash.log", "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
     faulthandler.enable(crash_log)
     return crash_log
 
 
-def run_window(debug: bool = False) -> int:
-    paths = EmberPaths.from_env().ensure()
-    lock = HomeLock(paths.lock)
-    try:
-        lock.acquire("the Ember window")
-    except EmberError as error:
-        sys.stderr.write(f"ember: {error.message}\nhint: {error.hint}\n")
-        return 1
-    crash_log = setup_logging(paths, debug)
-    try:
-        from PySide6.QtWidgets import QApplication
+def open_home(paths: EmberPaths):
+    """Take the home's lock, open the database, tidy what a crash or the last run left. -> (lock, services)."""
+    from app.services import Services
 
-        from app.services import Services
-        from app.views.main_window import MainWindow
-
-        app = QApplication.instance() or QApplication(sys.argv[:1])
-        app.setApplicationName("Ember")
-        app.setStyle("Fusion")  # follows the system's light/dark palette on every platform
+    lock = HomeLock(paths.lock).acquire("the Ember window")
+    try:
         services = Services(paths)
         recovered = services.chats.recover_streaming()
         if recovered:
             log.info("marked %d reply(ies) left streaming by a crash as interrupted", recovered)
+        purged = services.chats.purge_deleted()
+        if purged:
+            log.info("emptied %d chat(s) from the bin", purged)
+    except BaseException:
+        lock.release()
+        raise
+    return lock, services
+
+
+def _report_first_paint(window, app) -> None:
+    elapsed = time.perf_counter() - STARTED_AT
+    log.info("first paint %.3f s after start-up began", elapsed)
+    if os.environ.get(EXIT_AFTER_PAINT_ENV):
+        heavy = sorted(m for m in ("llama_cpp", "jinja2", "gguf", "numpy", "torch", "engine.runtime.templates",
+                                   "engine.runtime.host_main", "engine.runtime.routes",
+                                   "engine.runtime.generation") if m in sys.modules)
+        print(json.dumps({"first_paint_time": time.time(), "since_import_s": elapsed, "heavy_modules": heavy}),
+              flush=True)
+        window.close()
+        app.quit()
+
+
+def run_window(debug: bool = False) -> int:
+    paths = EmberPaths.from_env().ensure()
+    crash_log = setup_logging(paths, debug)
+    try:
+        lock, services = open_home(paths)
+    except EmberError as error:
+        log.warning("not starting: %s", error.message)
+        sys.stderr.write(f"ember: {error.message}\n{error.hint}\n")
+        crash_log.close()
+        return 1
+    try:
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+
+        from app.views.main_window import MainWindow
+        from app.views.theme import apply_theme
+
+        app = QApplication.instance() or QApplication(sys.argv[:1])
+        app.setApplicationName("Ember")
+        app.setApplicationDisplayName("Ember")
+        apply_theme(app)
         window = MainWindow(services)
+        window.first_painted.connect(lambda: _report_first_paint(window, app))
+
+        def quit_on_signal(*_) -> None:
+            window.close()
+            app.quit()
+
+        signal.signal(signal.SIGINT, quit_on_signal)
+        signal.signal(signal.SIGTERM, quit_on_signal)
+        ticker = QTimer()  # lets Python run its signal handlers while Qt's loop waits
+        ticker.timeout.connect(lambda: None)
+        ticker.start(250)
         window.show()
         code = app.exec()
-        services.close()
+        window.close()
         return code
     finally:
+        services.close()
         lock.release()
         crash_log.close()

@@ -1,16 +1,24 @@
 """One generic worker: runs an engine call (a generator or a plain function) off the UI thread.
 
-Each item the generator yields is emitted as `progress`; its return value as `result`. Any
-exception becomes `error` with an EmberError (an unexpected one points at the log). Only signals
-cross threads: the worker never touches a widget.
+Each item a generator yields arrives as `progress`, its return value as `result`; any exception as
+`error` carrying an EmberError (an unexpected one is logged with its traceback and the user is told
+where the log is); `finished` always comes last. The signals are re-emitted on the UI thread, so
+whatever is connected to them (lambdas included) runs there: a worker never touches a widget.
+
+`WorkerRunner` is one window's set of threads: long jobs (generate, load, hash) each get their own
+thread; short ones (counting tokens, scanning the library) share the window's QThreadPool. Closing
+the window cancels every job and waits for all of them.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 
 from engine.errors import EmberError
 from engine.jobs import CancelToken
@@ -18,61 +26,125 @@ from engine.jobs import CancelToken
 log = logging.getLogger(__name__)
 
 
-class WorkerSignals(QObject):
+class Worker(QObject):
     progress = Signal(object)
     result = Signal(object)
-    error = Signal(object)
+    error = Signal(object)  # EmberError
     finished = Signal()
 
+    # emitted from the worker thread; delivered (queued) to this object, which lives on the UI thread
+    _progress = Signal(object)
+    _result = Signal(object)
+    _error = Signal(object)
+    _finished = Signal()
 
-class Worker(QRunnable):
-    def __init__(self, fn, *args, cancel: CancelToken | None = None, **kwargs) -> None:
+    def __init__(self, fn: Callable, *args, cancel: CancelToken | None = None, log_path: Path | None = None,
+                 name: str = "", **kwargs) -> None:
         super().__init__()
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.cancel = cancel or CancelToken()
-        self.signals = WorkerSignals()
-        self.setAutoDelete(False)  # Python owns it; WorkerPools keeps it alive until finished
+        self.log_path = log_path
+        self.name = name or getattr(fn, "__qualname__", "job")
+        self.done = threading.Event()
+        queued = Qt.ConnectionType.QueuedConnection
+        self._progress.connect(self.progress, queued)
+        self._result.connect(self.result, queued)
+        self._error.connect(self.error, queued)
+        self._finished.connect(self._on_finished, queued)
 
     def run(self) -> None:
+        """The body; runs on a worker thread."""
         try:
             value = self.fn(*self.args, **self.kwargs)
             if inspect.isgenerator(value):
                 try:
                     while True:
-                        self.signals.progress.emit(next(value))
+                        self._progress.emit(next(value))
                 except StopIteration as stop:
                     value = stop.value
-            self.signals.result.emit(value)
+            self._result.emit(value)
         except EmberError as error:
-            log.info("job failed: %s", error)
-            self.signals.error.emit(error)
-        except Exception as exc:  # a bug: log the traceback, show a readable message
-            log.exception("unexpected error in a background job")
-            self.signals.error.emit(EmberError(f"Something went wrong: {type(exc).__name__}: {exc}",
-                                               "Details are in Ember's log (logs/ember.log)."))
+            log.info("%s failed: %s", self.name, error)
+            if error.log_path is None and self.log_path is not None:
+                error.log_path = str(self.log_path)
+            self._error.emit(error)
+        except Exception as exc:  # a bug: keep the traceback in the log, tell the user something readable
+            log.exception("unexpected error in %s", self.name)
+            self._error.emit(EmberError(
+                f"Something went wrong ({type(exc).__name__}: {exc}).",
+                "Ember logged the details. Try again; if it keeps happening, please report it with the log.",
+                log_path=str(self.log_path) if self.log_path else None))
         finally:
-            self.signals.finished.emit()
+            self.done.set()
+            self._finished.emit()
+
+    def _on_finished(self) -> None:
+        self.finished.emit()
 
 
-class WorkerPools:
-    """The window's pools: short jobs share two threads; each long job (generate, load) gets its own."""
+class _Runnable(QRunnable):
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self.worker = worker
 
-    def __init__(self) -> None:
-        self.short = QThreadPool()
-        self.short.setMaxThreadCount(2)
-        self.long = QThreadPool()
-        self.long.setMaxThreadCount(8)
-        self._running: set[Worker] = set()
+    def run(self) -> None:
+        self.worker.run()
+
+
+class WorkerRunner(QObject):
+    """The threads of one window. Keeps each worker alive until its `finished` reached the UI thread."""
+
+    def __init__(self, log_path: Path | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.log_path = log_path
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(2)
+        self._workers: set[Worker] = set()
+        self._threads: list[threading.Thread] = []
+        self.closed = False
+
+    @property
+    def busy(self) -> bool:
+        return any(not w.done.is_set() for w in self._workers)
 
     def start(self, worker: Worker, long: bool = False) -> Worker:
-        self._running.add(worker)
-        worker.signals.finished.connect(lambda: self._running.discard(worker))
-        (self.long if long else self.short).start(worker)
+        """Run `worker`: on its own thread when `long`, else on the window's pool."""
+        if self.closed:
+            worker.cancel.cancel()
+        if worker.log_path is None:
+            worker.log_path = self.log_path
+        self._workers.add(worker)
+        worker.finished.connect(lambda: self._workers.discard(worker))
+        if long:
+            thread = threading.Thread(target=worker.run, name=f"ember-{worker.name}", daemon=True)
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+        else:
+            self.pool.start(_Runnable(worker))
         return worker
 
+    def run(self, fn: Callable, *args, long: bool = False, on_result=None, on_error=None, on_progress=None,
+            on_finished=None, **kwargs) -> Worker:
+        """Shorthand: make a Worker, connect the given callbacks, start it."""
+        worker = Worker(fn, *args, **kwargs)
+        for signal, slot in ((worker.result, on_result), (worker.error, on_error), (worker.progress, on_progress),
+                             (worker.finished, on_finished)):
+            if slot is not None:
+                signal.connect(slot)
+        return self.start(worker, long=long)
+
     def cancel_all(self) -> None:
-        for worker in list(self._running):
+        for worker in list(self._workers):
             worker.cancel.cancel()
 
-    def wait(self, msecs: int = 30000) -> bool:
-        return self.long.waitForDone(msecs) and self.short.waitForDone(msecs)
+    def shutdown(self, timeout_s: float = 30.0) -> bool:
+        """Cancel every job and wait for all of them (the window is closing). True if all ended."""
+        self.closed = True
+        self.cancel_all()
+        ok = self.pool.waitForDone(int(timeout_s * 1000))
+        for thread in self._threads:
+            thread.join(timeout_s)
+            ok = ok and not thread.is_alive()
+        if not ok:
+            log.warning("some background jobs did not end within %.0f s", timeout_s)
+        return ok

@@ -1,100 +1,126 @@
-"""The Chat page's controller: sessions, sending, streaming, branches, budget, export. Views call it;
-it calls the engine and answers with signals. Generation runs in its own worker thread; the text it
-streams is handed to the view in one batch per frame (FRAME_MS)."""
+"""The Chat page's sessions and branches: list, search, new, rename, delete/undo, the shown branch,
+switching versions, deleting messages, per-chat settings, export and import.
+
+All of it is quick SQL on the UI thread's connection; replies are the ReplyController's business.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from app.models.message_model import DisplayMessage
+from app.models.session_list_model import SessionRow
 from app.services import Services
-from app.workers import Worker, WorkerPools
-from engine.chat import export
-from engine.chat.budget import ContextOverflow, measure_budget
-from engine.chat.conversation import to_host_messages
-from engine.errors import EmberError, InvalidInput
-from engine.jobs import CancelToken, TokenEvent
+from engine.chat import export, presets
+from engine.chat.presets import Preset
+from engine.errors import EmberError, InvalidInput, NotFound
 from engine.runtime.sampling import Sampling
 from engine.store.chats import Session
 
-FRAME_MS = 33
-
 
 class ChatController(QObject):
-    sessions_changed = Signal()
+    sessions_listed = Signal(list)  # list[SessionRow] (search results while searching)
     session_changed = Signal(object)  # Session | None
     branch_loaded = Signal(list)  # list[DisplayMessage]
-    text_arrived = Signal(int, str)  # message id, a frame's worth of text
-    generating_changed = Signal(bool)
-    reply_finished = Signal(object)  # GenerationStats
+    focus_message = Signal(int)  # scroll to this message (a search hit)
+    deleted = Signal(int, str)  # session id, title: the view offers Undo
+    notice = Signal(str)
     error = Signal(object)  # EmberError
-    budget_changed = Signal(object)  # ContextBudget | None
-    overflow = Signal(object)  # ContextBudget: the view asks whether to drop the oldest turns
 
-    def __init__(self, services: Services, pools: WorkerPools, parent=None) -> None:
+    def __init__(self, services: Services, parent=None) -> None:
         super().__init__(parent)
         self.services = services
         self.chats = services.chats
-        self.pools = pools
         self.session_id: int | None = None
-        self._cancel: CancelToken | None = None
-        self._streaming_id: int | None = None
-        self._buffer: list[str] = []
-        self._after_overflow = None
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setInterval(FRAME_MS)
-        self._flush_timer.timeout.connect(self._flush)
+        self.search_text = ""
+        self.busy = lambda: False  # set by the window: True while a reply streams
 
-    # --- sessions -----------------------------------------------------------------------------
-    @property
-    def generating(self) -> bool:
-        return self._cancel is not None
+    # --- the list -------------------------------------------------------------------------------
+    def session(self) -> Session | None:
+        if self.session_id is None:
+            return None
+        try:
+            return self.chats.get_session(self.session_id)
+        except NotFound:
+            return None
 
     def sessions(self) -> list[Session]:
         return self.chats.list_sessions()
 
-    def session(self) -> Session | None:
-        return self.chats.get_session(self.session_id) if self.session_id is not None else None
+    def set_search(self, text: str) -> None:
+        self.search_text = text.strip()
+        self.refresh_sessions()
 
+    def refresh_sessions(self) -> None:
+        if not self.search_text:
+            self.sessions_listed.emit([SessionRow(s) for s in self.sessions()])
+            return
+        rows, seen = [], set()
+        sessions = {s.id: s for s in self.sessions()}
+        for hit in self.chats.search(self.search_text, limit=200):
+            if hit.session_id in sessions and hit.session_id not in seen:
+                seen.add(hit.session_id)
+                rows.append(SessionRow(sessions[hit.session_id], hit.snippet, hit.message_id))
+        self.sessions_listed.emit(rows)
+
+    # --- sessions -------------------------------------------------------------------------------
     def new_session(self) -> Session:
+        """A new chat that starts with the current chat's settings."""
         previous = self.session()
         session = self.chats.create_session(
             system_prompt=previous.system_prompt if previous else "",
             sampling=previous.sampling if previous else {},
-            context_length=previous.context_length if previous else None)
-        self.sessions_changed.emit()
+            context_length=previous.context_length if previous else None,
+            model_path=previous.model_path if previous else None)
+        self.search_text = ""
         self.select(session.id)
         return session
 
-    def select(self, session_id: int | None) -> None:
+    def select(self, session_id: int | None, message_id: int | None = None) -> None:
+        """Show a chat; with `message_id` (a search hit) show the branch holding that message."""
+        if self.busy() and session_id != self.session_id:
+            self.notice.emit("Stop the reply before switching chats.")
+            return
         self.session_id = session_id
+        if session_id is not None and message_id is not None:
+            branch_ids = {m.id for m in self.chats.branch(session_id)}
+            if message_id not in branch_ids:
+                self.chats.set_current_leaf(session_id, self.chats.newest_leaf_under(message_id))
         self.session_changed.emit(self.session())
+        self.refresh_sessions()
         self.reload_branch()
+        if message_id is not None:
+            self.focus_message.emit(message_id)
 
     def rename(self, session_id: int, title: str) -> None:
-        self._guard(lambda: self.chats.update_session(session_id, title=title))
-        self.sessions_changed.emit()
+        if self._guard(lambda: self.chats.update_session(session_id, title=title)) is not None:
+            self.refresh_sessions()
+            if session_id == self.session_id:
+                self.session_changed.emit(self.session())
 
     def delete(self, session_id: int) -> None:
-        """Moves the chat to the bin; `restore` undoes it."""
-        if self.generating and session_id == self.session_id:
-            self.stop()
+        """Move a chat to the bin (Undo brings it back; the bin is emptied at the next start)."""
+        if self.busy() and session_id == self.session_id:
+            self.notice.emit("Stop the reply before deleting this chat.")
+            return
+        title = self.chats.get_session(session_id).title
         self.chats.delete_session(session_id)
         if session_id == self.session_id:
-            self.select(None)
-        self.sessions_changed.emit()
+            remaining = self.sessions()
+            self.session_id = None
+            self.select(remaining[0].id if remaining else None)
+        else:
+            self.refresh_sessions()
+        self.deleted.emit(session_id, title)
 
     def restore(self, session_id: int) -> None:
         self.chats.restore_session(session_id)
-        self.sessions_changed.emit()
         self.select(session_id)
 
-    def search(self, text: str):
-        return self.chats.search(text)
-
     def update_settings(self, **changes) -> None:
+        """Save the current chat's system prompt, sampling or context length."""
         if self.session_id is None:
             return
         if "sampling" in changes:
@@ -105,21 +131,35 @@ class ChatController(QObject):
                 return
         self._guard(lambda: self.chats.update_session(self.session_id, **changes))
 
-    # --- the shown branch ---------------------------------------------------------------------
-    def reload_branch(self) -> None:
+    def presets(self) -> list[Preset]:
+        return presets.list_presets(self.services.conn)
+
+    def save_preset(self, name: str, system_prompt: str) -> Preset | None:
+        preset = self._guard(lambda: presets.save_preset(self.services.conn, name, system_prompt))
+        if preset is not None:
+            self.notice.emit(f"Saved the preset “{preset.name}”.")
+        return preset
+
+    def delete_preset(self, name: str) -> None:
+        self._guard(lambda: presets.delete_preset(self.services.conn, name))
+
+    # --- the shown branch -----------------------------------------------------------------------
+    def branch_items(self) -> list[DisplayMessage]:
         if self.session_id is None:
-            self.branch_loaded.emit([])
-            return
+            return []
         tree = self.chats.sibling_ids(self.session_id)
         items = []
         for message in self.chats.branch(self.session_id):
             siblings = tree.get(message.parent_id, [message.id])
             items.append(DisplayMessage(message, siblings.index(message.id) + 1, len(siblings)))
-        self.branch_loaded.emit(items)
+        return items
+
+    def reload_branch(self) -> None:
+        self.branch_loaded.emit(self.branch_items())
 
     def switch_branch(self, message_id: int, step: int) -> None:
         """Show the previous (-1) or next (+1) version of a message, with its newest replies."""
-        if self.generating:
+        if self.busy():
             return
         message = self.chats.get_message(message_id)
         siblings = self.chats.sibling_ids(message.session_id).get(message.parent_id, [message_id])
@@ -128,156 +168,28 @@ class ChatController(QObject):
         self.reload_branch()
 
     def delete_message(self, message_id: int) -> None:
-        if self.generating:
+        """Delete a message and everything under it; the chat shows its parent's branch."""
+        if self.busy():
             return
-        self.chats.delete_message(message_id)
+        self._guard(lambda: self.chats.delete_message(message_id))
         self.reload_branch()
 
-    # --- turns --------------------------------------------------------------------------------
-    def context_length(self) -> int:
-        host = self.services.model.host
-        loaded = int(host.info.get("n_ctx", 4096)) if host else 4096
-        session = self.session()
-        wanted = session.context_length if session and session.context_length else loaded
-        return min(wanted, loaded)
-
-    def send(self, text: str) -> None:
-        if not text.strip():
-            self.error.emit(InvalidInput("The message is empty.", "Type something to send."))
-            return
-        if self.session_id is None:
-            self.new_session()
-        self._checked_turn(lambda model: self.services.conversation.prepare_send(self.session_id, text, model),
-                           extra=[{"role": "user", "content": text}])
-
-    def regenerate(self, message_id: int) -> None:
-        self._checked_turn(lambda model: self.services.conversation.prepare_regenerate(
-            self.session_id, message_id, model), upto=message_id)
-
-    def edit(self, message_id: int, text: str) -> None:
-        self._checked_turn(lambda model: self.services.conversation.prepare_edit(
-            self.session_id, message_id, text, model), upto=message_id, replace_last=text)
-
-    def confirm_drop_oldest(self) -> None:
-        """The user chose to drop the oldest turns after an overflow warning."""
-        action, self._after_overflow = self._after_overflow, None
-        if action:
-            action()
-
-    def stop(self) -> None:
-        if self._cancel is not None:
-            self._cancel.cancel()
-
-    def _checked_turn(self, prepare, extra=(), upto: int | None = None, replace_last: str | None = None) -> None:
-        """Count the context first; if it overflows, ask (overflow signal) before anything is cut."""
-        if self.generating or self.session_id is None:
-            return
-        model = self.services.model
-        if not model.ready:
-            self.error.emit(EmberError("No model is loaded.", "Pick a model above and press Load."))
-            return
-        session = self.session()
-        branch = self.chats.branch(self.session_id)
-        if upto is not None:
-            ids = [m.id for m in branch]
-            branch = branch[: ids.index(upto) + 1] if upto in ids else branch
-            if branch and branch[-1].role == "assistant":
-                branch = branch[:-1]
-            if replace_last is not None and branch:
-                branch = branch[:-1]
-                extra = [{"role": "user", "content": replace_last}]
-        messages = to_host_messages(session.system_prompt, branch) + list(extra)
-        reserve = Sampling.from_dict(session.sampling).max_tokens
-        client = model.host.client()
-        worker = Worker(measure_budget, client, messages, reserve, self.context_length())
-
-        def checked(budget) -> None:
-            self.budget_changed.emit(budget)
-            if budget.overflows:
-                self._after_overflow = lambda: self._start_turn(prepare, drop_oldest=True)
-                self.overflow.emit(budget)
-            else:
-                self._start_turn(prepare, drop_oldest=False)
-
-        worker.signals.result.connect(checked)
-        worker.signals.error.connect(self.error)
-        self.pools.start(worker)
-
-    def _start_turn(self, prepare, drop_oldest: bool) -> None:
-        model = self.services.model
-        if not model.ready or self.generating:
-            return
-        try:
-            pending = prepare(model.identity)
-        except EmberError as error:
-            self.error.emit(error)
-            return
-        self._cancel = CancelToken()
-        self._streaming_id = pending.assistant_message_id
-        self.reload_branch()
-        worker = Worker(self.services.conversation.stream_reply, pending, model.host.client(), self._cancel,
-                        cancel=self._cancel, context_length=self.context_length(), drop_oldest=drop_oldest)
-        worker.signals.progress.connect(self._on_event)
-        worker.signals.error.connect(self._on_stream_error)
-        worker.signals.finished.connect(self._on_stream_finished)
-        self.generating_changed.emit(True)
-        self._flush_timer.start()
-        self.pools.start(worker, long=True)
-
-    def _on_event(self, event: TokenEvent) -> None:
-        if event.stats is not None:
-            self.reply_finished.emit(event.stats)
-        elif event.text:
-            self._buffer.append(event.text)
-
-    def _flush(self) -> None:
-        if self._buffer and self._streaming_id is not None:
-            text = "".join(self._buffer)
-            self._buffer.clear()
-            self.text_arrived.emit(self._streaming_id, text)
-
-    def _on_stream_error(self, error: EmberError) -> None:
-        if isinstance(error, ContextOverflow):
-            self.overflow.emit(error.budget)
-        self.error.emit(error)
-
-    def _on_stream_finished(self) -> None:
-        self._flush()
-        self._flush_timer.stop()
-        self._cancel = None
-        self._streaming_id = None
-        self.generating_changed.emit(False)
-        self.reload_branch()
-        self.sessions_changed.emit()
-
-    # --- context budget -----------------------------------------------------------------------
-    def request_budget(self, draft: str) -> None:
-        """Count how the context is spent with this draft (debounced by the view)."""
-        model = self.services.model
-        if not model.ready or self.session_id is None:
-            self.budget_changed.emit(None)
-            return
-        session = self.session()
-        messages = to_host_messages(session.system_prompt, self.chats.branch(self.session_id))
-        if draft.strip():
-            messages.append({"role": "user", "content": draft})
-        worker = Worker(measure_budget, model.host.client(), messages, Sampling.from_dict(session.sampling).max_tokens,
-                        self.context_length())
-        worker.signals.result.connect(self.budget_changed)
-        self.pools.start(worker)
-
-    # --- export / import ----------------------------------------------------------------------
-    def export(self, path: Path) -> Path | None:
+    # --- export / import ------------------------------------------------------------------------
+    def export(self, path: Path | str) -> Path | None:
         if self.session_id is None:
             self.error.emit(InvalidInput("There is no chat to export.", "Select a chat first."))
             return None
-        return self._guard(lambda: export.write_export(self.chats, self.session_id, Path(path)))
+        written = self._guard(lambda: export.write_export(self.chats, self.session_id, Path(path)))
+        if written is not None:
+            self.notice.emit(f"Exported to {written}")
+        return written
 
-    def import_file(self, path: Path) -> int | None:
+    def import_file(self, path: Path | str) -> int | None:
         session_id = self._guard(lambda: export.import_json(self.chats, Path(path)))
         if session_id is not None:
-            self.sessions_changed.emit()
+            self.search_text = ""
             self.select(session_id)
+            self.notice.emit(f"Imported {Path(path).name}")
         return session_id
 
     def _guard(self, action):
@@ -285,4 +197,8 @@ class ChatController(QObject):
             return action()
         except EmberError as error:
             self.error.emit(error)
+            return None
+        except OSError as exc:
+            self.error.emit(EmberError(f"Could not use the file: {exc.strerror or exc}.",
+                                       "Check the folder exists and that you may write there."))
             return None

@@ -8,16 +8,19 @@ from PySide6.QtWidgets import QWidget
 
 from engine.chat.budget import ContextBudget
 
-COLORS = {"system": "#8e44ad", "history": "#2980b9", "reserve": "#7f8c8d", "over": "#c0392b"}
+COLORS = {"system": QColor("#8e5cc7"), "history": QColor("#3b82c4"), "reserve": QColor("#8a939c"),
+          "over": QColor("#d0433a")}
 
 
 def describe_budget(budget: ContextBudget | None) -> str:
     if budget is None:
         return "Context: load a model to see how it is spent."
-    text = (f"System {budget.system_tokens:,} · Chat {budget.history_tokens:,} · Reply {budget.reserve_tokens:,} "
-            f"· Free {max(0, budget.free):,} of {budget.context_length:,} tokens")
+    text = (f"Context {budget.needed:,} of {budget.context_length:,} tokens: system {budget.system_tokens:,}, "
+            f"chat {budget.history_tokens:,}, reply {budget.reserve_tokens:,}")
     if budget.overflows:
-        text += f" — over by {-budget.free:,}: oldest turns would have to be dropped"
+        text += f". Over by {-budget.free:,}: you will be asked before anything is left out"
+    else:
+        text += f", free {budget.free:,}"
     return text
 
 
@@ -27,7 +30,7 @@ class BudgetBar(QWidget):
         self.budget: ContextBudget | None = None
         self.setObjectName("contextBudgetBar")
         self.setAccessibleName("Context budget")
-        self.setMinimumHeight(8)
+        self.setFixedHeight(8)
 
     def sizeHint(self) -> QSize:
         return QSize(200, 8)
@@ -48,10 +51,11 @@ class BudgetBar(QWidget):
         b = self.budget
         if not b or b.context_length <= 0:
             return
+        painter.setClipRect(rect)
         x = rect.left()
         total = max(b.context_length, b.needed)
         for part, tokens in (("system", b.system_tokens), ("history", b.history_tokens), ("reserve", b.reserve_tokens)):
             width = rect.width() * tokens / total
-            painter.setBrush(QColor(COLORS["over" if b.overflows and part != "system" else part]))
+            painter.setBrush(COLORS["over" if b.overflows and part == "history" else part])
             painter.drawRect(QRectF(x, rect.top(), width, rect.height()))
             x += width

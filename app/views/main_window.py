@@ -1,17 +1,17 @@
-"""The main window: navigation, pages, status bar, shortcuts, readable errors."""
+"""The main window: navigation, pages, status bar, shortcuts, readable errors, remembered geometry."""
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
+import logging
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
     QMainWindow,
-    QMessageBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -19,26 +19,35 @@ from PySide6.QtWidgets import (
 
 from app.controllers.chat_controller import ChatController
 from app.controllers.model_controller import ModelController
+from app.controllers.reply_controller import ReplyController
+from app.controllers.status_controller import StatusController
 from app.services import Services
 from app.views.chat_page import ChatPage
+from app.views.message_bar import MessageBar
 from app.views.widgets import named
-from app.workers import WorkerPools
+from app.workers import WorkerRunner
 from engine.errors import EmberError
+
+log = logging.getLogger(__name__)
 
 PAGES = ["Chat", "Models", "Documents", "Fine-tune", "Settings"]
 COMING = {
-    "Models": "Search and download models — coming soon. Until then, open a GGUF file from the Chat page.",
-    "Documents": "Answers from your own files, with citations — coming soon.",
-    "Fine-tune": "Train a LoRA adapter on your documents — coming soon.",
-    "Settings": "App-wide settings — coming soon. Each chat's settings are on the Chat page.",
+    "Models": "Search and download models from Hugging Face: coming. Until then, open a GGUF file from the Chat page.",
+    "Documents": "Answers from your own files, with citations: coming.",
+    "Fine-tune": "Train a LoRA adapter on your own data: coming.",
+    "Settings": "App-wide settings: coming. Each chat's own settings are on the right of the Chat page.",
 }
+
+
+def slug(name: str) -> str:
+    return name.lower().replace("-", "")
 
 
 def placeholder(name: str) -> QWidget:
     page = QWidget()
-    page.setObjectName(f"{name.lower().replace('-', '')}Page")
+    page.setObjectName(f"{slug(name)}Page")
     layout = QVBoxLayout(page)
-    label = named(QLabel(COMING[name]), f"{name.lower().replace('-', '')}ComingLabel", f"{name} page")
+    label = named(QLabel(COMING[name]), f"{slug(name)}ComingLabel", f"{name} page")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
     layout.addWidget(label)
@@ -46,122 +55,160 @@ def placeholder(name: str) -> QWidget:
 
 
 class MainWindow(QMainWindow):
+    first_painted = Signal()
+
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
         self.setObjectName("mainWindow")
         self.setWindowTitle("Ember")
-        self.pools = WorkerPools()
-        self.models = ModelController(services, self.pools, self)
-        self.chat = ChatController(services, self.pools, self)
+        self.setAccessibleName("Ember")
+        self._painted = False
+        self._closed = False
+        self.last_error: EmberError | None = None
+        self.runner = WorkerRunner(services.log_path, self)
+        self.chat = ChatController(services, self)
+        self.replies = ReplyController(services, self.runner, self.chat, self)
+        self.chat.busy = lambda: self.replies.generating
+        self.models = ModelController(services, self.runner, self)
+        self.status = StatusController(services, self)
 
         self.nav = named(QListWidget(), "navigation", "Pages")
         self.nav.addItems(PAGES)
-        self.nav.setFixedWidth(130)
+        self.nav.setFixedWidth(120)
         self.stack = QStackedWidget()
-        self.chat_page = ChatPage(self.chat, self.models)
+        self.chat_page = ChatPage(self.chat, self.replies, self.models)
         self.stack.addWidget(self.chat_page)
         for name in PAGES[1:]:
             self.stack.addWidget(self._page(name))
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.nav.setCurrentRow(0)
+        self.error_bar = MessageBar("error")
         central = QWidget()
-        layout = QHBoxLayout(central)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.nav)
-        layout.addWidget(self.stack, 1)
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        outer.addWidget(self.error_bar)
+        row = QHBoxLayout()
+        row.setContentsMargins(4, 4, 0, 0)
+        row.addWidget(self.nav)
+        row.addWidget(self.stack, 1)
+        outer.addLayout(row, 1)
         self.setCentralWidget(central)
-
-        self.model_status = named(QLabel("No model"), "statusModel", "Loaded model")
-        self.backend_status = named(QLabel(""), "statusBackend", "Backend")
-        self.memory_status = named(QLabel(""), "statusMemory", "Memory used by the model")
-        self.statusBar().addPermanentWidget(self.model_status)
-        self.statusBar().addPermanentWidget(self.backend_status)
-        self.statusBar().addPermanentWidget(self.memory_status)
-        self._memory_timer = QTimer(self)
-        self._memory_timer.setInterval(2000)
-        self._memory_timer.timeout.connect(self._show_memory)
+        central.installEventFilter(self)
+        self._status_bar()
+        self._shortcuts()
         self.chat_page.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.chat_page.error_shown.connect(self.show_error)
-        self.models.loaded.connect(self._on_model_loaded)
-        self.models.unloaded.connect(self._on_model_unloaded)
-        self._shortcuts()
+        self.setTabOrder(self.nav, self.chat_page.sessions.search)
         self._restore_geometry()
+        self.first_painted.connect(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        """Work that may import heavy modules (inspecting GGUF files imports gguf) waits for the window."""
+        self.models.scan()
+        self.models.probe_hardware()
 
     def _page(self, name: str) -> QWidget:
-        module_name = f"app.views.{name.lower().replace('-', '')}_page"
+        """The page another issue builds (app/views/<name>_page.py) if it exists, else a placeholder."""
+        module_name = f"app.views.{slug(name)}_page"
+        if importlib.util.find_spec(module_name) is None:
+            return placeholder(name)
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
+            page = getattr(module, f"{name.replace('-', '')}Page")(self.services, self)
+        except Exception:  # another page's bug must not keep the window from opening
+            log.exception("could not build the %s page", name)
             return placeholder(name)
-        return getattr(module, f"{name.replace('-', '')}Page")(self.services, self.pools, self)
+        for signal_name in ("library_changed", "models_changed"):
+            if hasattr(page, signal_name):
+                getattr(page, signal_name).connect(self.models.scan)
+        return page
+
+    def _status_bar(self) -> None:
+        bar = self.statusBar()
+        self.model_status = named(QLabel("No model loaded"), "statusModel", "Loaded model")
+        self.backend_status = named(QLabel("Backend: CPU"), "statusBackend", "Backend")
+        self.memory_status = named(QLabel("Memory:"), "statusMemory", "Memory used")
+        for label in (self.model_status, self.backend_status, self.memory_status):
+            bar.addPermanentWidget(label)
+        s = self.status
+        s.model_text.connect(self.model_status.setText)
+        s.backend_text.connect(self.backend_status.setText)
+        s.memory_text.connect(self.memory_status.setText)
+        self.models.hardware_known.connect(s.set_hardware)
+        self.models.loaded.connect(lambda _host: s.refresh_model())
+        self.models.unloaded.connect(s.refresh_model)
+        s.refresh_model()
 
     def _shortcuts(self) -> None:
         page = self.chat_page
-        for keys, action in (
-            ("Ctrl+N", self.chat.new_session), ("Ctrl+F", page.focus_search), ("Escape", self.chat.stop),
-            ("Ctrl+E", page.settings.export_dialog), ("Ctrl+Return", page.send),
+        for keys, name, action in (
+            ("Ctrl+N", "newChatShortcut", self._new_chat),
+            ("Ctrl+F", "searchShortcut", self._search),
+            ("Escape", "stopShortcut", self.replies.stop),
+            ("Ctrl+E", "exportShortcut", page.sessions.export_dialog),
+            ("Ctrl+Return", "sendShortcut", page.composer.submit),
+            ("Ctrl+Enter", "sendKeypadShortcut", page.composer.submit),
         ):
             shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setObjectName(name)
             shortcut.activated.connect(action)
 
-    def _on_model_loaded(self, host) -> None:
-        entry = self.services.model.entry
-        self.model_status.setText(entry.name if entry else "model")
-        layers = host.info.get("gpu_layers", 0)
-        from engine.runtime.hardware import probe_hardware
+    def _go_to_chat(self) -> None:
+        self.nav.setCurrentRow(0)
 
-        backend = probe_hardware(check_offload=False).backend if layers else "CPU"
-        self.backend_status.setText(f"{backend} · GPU layers {layers} · threads {host.info.get('threads')}")
-        self._show_memory()
-        self._memory_timer.start()
+    def _new_chat(self) -> None:
+        self._go_to_chat()
+        self.chat_page.new_chat()
 
-    def _show_memory(self) -> None:
-        host = self.services.model.host
-        used = host.memory_used() if host is not None else None
-        self.memory_status.setText(f"model memory {used / 2**20:,.0f} MB" if used else "")
-
-    def _on_model_unloaded(self) -> None:
-        self.model_status.setText("No model")
-        self.backend_status.setText("")
-        self.memory_status.setText("")
-        self._memory_timer.stop()
+    def _search(self) -> None:
+        self._go_to_chat()
+        self.chat_page.focus_search()
 
     def show_error(self, error) -> None:
+        """Say what happened and what to do, in the window; never a traceback; nothing blocks."""
         if error is None:
             return
         if not isinstance(error, EmberError):
             error = EmberError(str(error))
-        self.statusBar().showMessage(error.message, 10000)
-        box = QMessageBox(QMessageBox.Icon.Warning, "Ember", error.message, parent=self)
-        box.setObjectName("errorDialog")
-        details = error.hint or ""
-        if error.log_path:
-            details += f"\n\nLog: {error.log_path}"
-        box.setInformativeText(details)
-        box.open()  # not modal-blocking: the window stays usable
         self.last_error = error
+        self.error_bar.show_message(error.message, error.hint or "", error.log_path)
 
+    # --- geometry and closing -----------------------------------------------------------------
     def _settings(self) -> QSettings:
         return QSettings(str(self.services.paths.window_state), QSettings.Format.IniFormat)
 
     def _restore_geometry(self) -> None:
-        geometry = self._settings().value("geometry")
+        settings = self._settings()
+        geometry = settings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
             screen = self.screen().availableGeometry()
-            self.resize(min(1280, screen.width() - 40), min(820, screen.height() - 60))
+            self.resize(min(1320, screen.width() - 40), min(860, screen.height() - 60))
+        splitter = settings.value("chatSplitter")
+        if splitter is not None:
+            self.chat_page.splitter.restoreState(splitter)
+
+    def eventFilter(self, watched, event) -> bool:
+        if not self._painted and event.type() == QEvent.Type.Paint:
+            self._painted = True
+            QTimer.singleShot(0, self.first_painted.emit)  # after the rest of this frame is painted
+        return False
 
     def closeEvent(self, event) -> None:
-        self._settings().setValue("geometry", self.saveGeometry())
+        if self._closed:
+            return super().closeEvent(event)
+        self._closed = True
+        settings = self._settings()
+        settings.setValue("geometry", self.saveGeometry())
+        settings.setValue("chatSplitter", self.chat_page.splitter.saveState())
+        settings.sync()
         self.chat_page.settings.flush()
-        self.chat.stop()
+        self.replies.stop()
         self.models.cancel_load()
-        self.pools.cancel_all()
-        self.pools.wait()
-        self.models.unload()
-        self.pools.wait()
+        self.runner.shutdown()
+        self.services.stop_model()
+        self.status.timer.stop()
         super().closeEvent(event)

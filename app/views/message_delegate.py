@@ -1,109 +1,167 @@
-"""Paints one message: who, the Markdown text, the reply's stats and status, and ◀ i/n ▶ for branches.
-
-Rendered documents are cached by (id, text length, width), so scrolling a long chat re-lays-out nothing.
-"""
+"""Paints one message: who wrote it, its text (Markdown for replies, code blocks with a Copy button),
+its status and stats, and ◀ 2/3 ▶ to switch between versions. Clicks on those buttons become signals;
+keyboard users have the same actions in the bar under the conversation."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QPalette, QTextDocument
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QPainter, QPalette
+from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app.models.message_model import DisplayMessage, MessageRole
+from app.views import message_layout as ml
 
-PAD = 10
-CACHE_LIMIT = 3000
+ERROR_COLOR = QColor("#d0433a")
+WARN_COLOR = QColor("#c77c02")
 
 
-def stats_line(item: DisplayMessage) -> str:
-    m = item.message
-    parts = []
-    if m.status != "complete":
-        parts.append({"streaming": "● writing…", "cancelled": "stopped", "interrupted": "interrupted (Ember closed)",
-                      "error": f"error: {m.error or ''}"}.get(m.status, m.status))
-    s = m.stats
-    if s is not None and m.role == "assistant":
-        if s.ttft_s is not None:
-            parts.append(f"{s.ttft_s:.2f} s to first token")
-        if s.tokens_per_s:
-            parts.append(f"{s.tokens_per_s:.1f} tok/s")
-        parts.append(f"{s.completion_tokens} tokens")
-    if m.role == "assistant" and m.provenance.model_name:
-        parts.append(m.provenance.model_name)
-    if item.sibling_count > 1:
-        parts.append(f"◀ {item.sibling_index}/{item.sibling_count} ▶")
-    return "  ·  ".join(parts)
+def _mix(a: QColor, b: QColor, t: float) -> QColor:
+    return QColor(int(a.red() + (b.red() - a.red()) * t), int(a.green() + (b.green() - a.green()) * t),
+                  int(a.blue() + (b.blue() - a.blue()) * t))
 
 
 class MessageDelegate(QStyledItemDelegate):
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self._docs: dict[tuple, QTextDocument] = {}
+    copy_code = Signal(str)
+    branch_step = Signal(int, int)  # message id, -1 or +1
 
-    def _document(self, item: DisplayMessage, width: int, option: QStyleOptionViewItem) -> QTextDocument:
-        key = (item.id, len(item.message.content), item.message.status, width)
-        doc = self._docs.get(key)
-        if doc is None:
-            if len(self._docs) > CACHE_LIMIT:
-                self._docs.clear()
-            doc = QTextDocument()
-            doc.setDefaultFont(option.font)
-            doc.setDocumentMargin(0)
-            doc.setMarkdown(item.message.content or ("…" if item.message.status == "streaming" else ""))
-            doc.setTextWidth(max(50, width))
-            self._docs[key] = doc
-        return doc
+    def __init__(self, view: QAbstractItemView) -> None:
+        super().__init__(view)
+        self.view = view
+        self._layouts: dict[int, tuple[tuple, ml.DocLayout]] = {}
 
-    def _text_width(self, option: QStyleOptionViewItem) -> int:
-        return option.rect.width() - 4 * PAD
+    # --- layout ---------------------------------------------------------------------------------
+    def _row_width(self) -> float:
+        return max(200.0, float(self.view.viewport().width()))
+
+    def layout_for(self, item: DisplayMessage, option: QStyleOptionViewItem) -> ml.DocLayout:
+        width = ml.doc_width(self._row_width())
+        key = (len(item.message.content), item.message.status, item.message.role, int(width), option.font.key())
+        cached = self._layouts.get(item.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        layout = ml.build_document(item, width, option.font)
+        self._layouts[item.id] = (key, layout)
+        return layout
+
+    def forget(self) -> None:
+        """Drop cached documents (another chat is shown)."""
+        self._layouts.clear()
 
     def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:
         item: DisplayMessage = index.data(MessageRole)
         if item is None:
             return QSize(0, 0)
-        width = self._text_width(option) if option.rect.width() > 0 else 600
-        doc = self._document(item, width, option)
-        line = option.fontMetrics.height()
-        extra = line if stats_line(item) else 0
-        return QSize(width + 4 * PAD, int(doc.size().height()) + line + extra + 3 * PAD)
+        layout = self.layout_for(item, option)
+        return QSize(int(self._row_width()), ml.row_height(item, layout, option.fontMetrics))
 
-    def paint(self, painter, option: QStyleOptionViewItem, index) -> None:
+    def _geometry(self, item: DisplayMessage, option: QStyleOptionViewItem) -> ml.Geometry:
+        row = QRectF(option.rect)
+        row.setWidth(self._row_width())
+        return ml.geometry(item, self.layout_for(item, option), row, option.fontMetrics)
+
+    # --- painting -------------------------------------------------------------------------------
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
         item: DisplayMessage = index.data(MessageRole)
         if item is None:
             return
+        layout = self.layout_for(item, option)
+        g = self._geometry(item, option)
+        pal = option.palette
+        text = pal.color(QPalette.ColorRole.Text)
+        base = pal.color(QPalette.ColorRole.Base)
+        accent = pal.color(QPalette.ColorRole.Highlight)
+        muted = _mix(text, base, 0.45)
         painter.save()
-        palette = option.palette
-        rect = option.rect.adjusted(PAD, PAD // 2, -PAD, -PAD // 2)
-        is_user = item.message.role == "user"
-        base = palette.color(QPalette.ColorRole.AlternateBase if is_user else QPalette.ColorRole.Base)
-        if option.state & QStyle.StateFlag.State_Selected:
-            base = palette.color(QPalette.ColorRole.Highlight).lighter(170) if palette.color(
-                QPalette.ColorRole.Window).lightness() > 128 else palette.color(QPalette.ColorRole.Highlight).darker(150)
-        painter.setRenderHint(painter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(base)
-        painter.drawRoundedRect(QRectF(rect), 8, 8)
-        line = option.fontMetrics.height()
-        text_color = palette.color(QPalette.ColorRole.Text)
-        header = "You" if is_user else "Assistant"
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        fill = _mix(base, accent, 0.10) if item.role == "user" else _mix(base, text, 0.04)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.setPen(accent if selected else _mix(base, text, 0.12))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(g.bubble, 8, 8)
+
         bold = painter.font()
         bold.setBold(True)
         painter.setFont(bold)
-        painter.setPen(text_color)
-        painter.drawText(rect.adjusted(PAD, PAD // 2, -PAD, 0), Qt.AlignmentFlag.AlignLeft, header)
+        painter.setPen(text)
+        who, _, model = ml.header_text(item).partition(" · ")
+        painter.drawText(g.header, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, who)
+        x = g.header.left() + painter.fontMetrics().horizontalAdvance(who) + 10
         painter.setFont(option.font)
-        doc = self._document(item, self._text_width(option), option)
-        painter.translate(rect.left() + PAD, rect.top() + PAD // 2 + line)
-        context = QAbstractTextDocumentLayout.PaintContext()
-        context.palette.setColor(QPalette.ColorRole.Text, text_color)
-        doc.documentLayout().draw(painter, context)
-        painter.translate(0, doc.size().height())
-        stats = stats_line(item)
-        if stats:
-            muted = QColor(text_color)
-            muted.setAlpha(150)
-            if item.message.status in ("error", "interrupted"):
-                muted = QColor("#c0392b")
+        if model:
             painter.setPen(muted)
-            painter.drawText(0, 0, rect.width() - 2 * PAD, line + PAD // 2, Qt.AlignmentFlag.AlignVCenter, stats)
+            painter.drawText(QRectF(x, g.header.top(), g.header.right() - x, g.header.height()),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             painter.fontMetrics().elidedText(model, Qt.TextElideMode.ElideMiddle, int(g.header.right() - x)))
+
+        code_fill = _mix(base, text, 0.09)
+        for block in layout.code_blocks:
+            r = block.rect.translated(g.doc_origin_x, g.doc_origin_y)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(code_fill)
+            painter.drawRoundedRect(r, 5, 5)
+        painter.save()
+        painter.translate(g.doc_origin_x, g.doc_origin_y)
+        context = QAbstractTextDocumentLayout.PaintContext()
+        context.palette = QPalette(pal)
+        context.palette.setColor(QPalette.ColorRole.Text, text)
+        layout.doc.documentLayout().draw(painter, context)
         painter.restore()
+        for rect, _code in g.copy_chips:
+            self._chip(painter, rect, "Copy", base, text)
+
+        footer = ml.footer_text(item)
+        if footer:
+            status = item.message.status
+            painter.setPen(ERROR_COLOR if status in ("error", "interrupted") else WARN_COLOR
+                           if status in ("cancelled", "streaming") else muted)
+            width = (g.prev_chip.left() - g.footer.left() - 8) if g.prev_chip else g.footer.width()
+            painter.drawText(QRectF(g.footer.left(), g.footer.top(), width, g.footer.height()),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             painter.fontMetrics().elidedText(footer, Qt.TextElideMode.ElideRight, int(width)))
+        if g.prev_chip is not None:
+            self._chip(painter, g.prev_chip, "◀", base, text)
+            painter.setPen(text)
+            painter.drawText(g.branch_label, Qt.AlignmentFlag.AlignCenter, ml.branch_text(item))
+            self._chip(painter, g.next_chip, "▶", base, text)
+        painter.restore()
+
+    @staticmethod
+    def _chip(painter: QPainter, rect: QRectF, label: str, base: QColor, text: QColor) -> None:
+        painter.setPen(_mix(base, text, 0.25))
+        painter.setBrush(_mix(base, text, 0.03))
+        painter.drawRoundedRect(rect, 4, 4)
+        painter.setPen(text)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, label)
+
+    # --- clicks ---------------------------------------------------------------------------------
+    def hit(self, item: DisplayMessage, option: QStyleOptionViewItem, pos: QPointF):
+        """What is under `pos`: ("copy", code) / ("branch", -1 or +1) / None."""
+        g = self._geometry(item, option)
+        for rect, code in g.copy_chips:
+            if rect.contains(pos):
+                return "copy", code
+        if g.prev_chip is not None and g.prev_chip.contains(pos):
+            return "branch", -1
+        if g.next_chip is not None and g.next_chip.contains(pos):
+            return "branch", +1
+        return None
+
+    def editorEvent(self, event, model, option, index) -> bool:
+        if event.type() not in (QEvent.Type.MouseButtonRelease, QEvent.Type.MouseMove):
+            return False
+        item: DisplayMessage = index.data(MessageRole)
+        if item is None:
+            return False
+        target = self.hit(item, option, event.position())
+        if event.type() == QEvent.Type.MouseMove:
+            shape = Qt.CursorShape.PointingHandCursor if target else Qt.CursorShape.ArrowCursor
+            self.view.viewport().setCursor(shape)
+            return False
+        if target is None or event.button() != Qt.MouseButton.LeftButton:
+            return False
+        kind, value = target
+        if kind == "copy":
+            self.copy_code.emit(value)
+        else:
+            self.branch_step.emit(item.id, value)
+        return True

@@ -1,13 +1,14 @@
-"""The chat's own settings: system prompt (with presets), sampling, context length, GPU layers, export."""
+"""The chat's own settings: system prompt (with presets), sampling, context length.
+
+The panel edits values and emits them (debounced); the page saves them through the controller.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -15,92 +16,87 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from app.views.widgets import named
-from engine.chat.presets import list_presets, save_preset
 from engine.runtime.sampling import Sampling
 
+SAVE_DEBOUNCE_MS = 300
+DEFAULT_CONTEXT = 4096
 
-class SessionSettings(QWidget):
-    def __init__(self, chat, parent=None) -> None:
+
+class SessionSettings(QScrollArea):
+    changed = Signal(dict)  # {"system_prompt", "sampling", "context_length"}
+    save_preset_requested = Signal(str, str)  # name, system prompt
+
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.chat = chat
+        self.setObjectName("sessionSettings")
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        body = QWidget()
+        self.setWidget(body)
         self._loading = False
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 8, 8, 8)
 
         prompt_box = QGroupBox("System prompt")
         prompt_layout = QVBoxLayout(prompt_box)
         presets_row = QHBoxLayout()
         self.preset_combo = named(QComboBox(), "presetCombo", "System prompt preset")
-        self.save_preset_button = named(QPushButton("Save…"), "savePresetButton", "Save as preset")
+        self.save_preset_button = named(QPushButton("Save as…"), "savePresetButton", "Save the prompt as a preset")
         presets_row.addWidget(self.preset_combo, 1)
         presets_row.addWidget(self.save_preset_button)
         self.system_edit = named(QPlainTextEdit(), "systemPromptEdit", "System prompt")
         self.system_edit.setPlaceholderText("How the model should behave in this chat")
+        self.system_edit.setTabChangesFocus(True)
+        self.system_edit.setMinimumHeight(90)
         prompt_layout.addLayout(presets_row)
         prompt_layout.addWidget(self.system_edit)
         layout.addWidget(prompt_box, 1)
 
         sampling_box = QGroupBox("Sampling")
         form = QFormLayout(sampling_box)
-        defaults = Sampling()
-        self.temperature = self._double("temperatureSpin", "Temperature", 0, 5, 0.05, defaults.temperature)
-        self.top_p = self._double("topPSpin", "Top-p", 0.01, 1, 0.01, defaults.top_p)
-        self.min_p = self._double("minPSpin", "Min-p", 0, 0.99, 0.01, defaults.min_p)
-        self.repeat = self._double("repeatPenaltySpin", "Repeat penalty", 0.5, 2.0, 0.01, defaults.repeat_penalty)
-        self.top_k = self._int("topKSpin", "Top-k", 0, 1000, defaults.top_k)
-        self.max_tokens = self._int("maxTokensSpin", "Max tokens", 1, 32768, defaults.max_tokens)
+        d = Sampling()
+        self.temperature = self._double("temperatureSpin", "Temperature", 0, 5, 0.05, d.temperature)
+        self.top_p = self._double("topPSpin", "Top-p", 0.01, 1, 0.01, d.top_p)
+        self.top_k = self._int("topKSpin", "Top-k", 0, 1000, d.top_k)
+        self.min_p = self._double("minPSpin", "Min-p", 0, 0.99, 0.01, d.min_p)
+        self.repeat = self._double("repeatPenaltySpin", "Repeat penalty", 0.5, 2.0, 0.01, d.repeat_penalty)
         self.seed = self._int("seedSpin", "Seed", -1, 2**31 - 1, -1)
         self.seed.setSpecialValueText("random")
+        self.max_tokens = self._int("maxTokensSpin", "Max tokens", 1, 32768, d.max_tokens)
         for label, widget in (("Temperature", self.temperature), ("Top-p", self.top_p), ("Top-k", self.top_k),
-                              ("Min-p", self.min_p), ("Repeat penalty", self.repeat), ("Max tokens", self.max_tokens),
-                              ("Seed", self.seed)):
+                              ("Min-p", self.min_p), ("Repeat penalty", self.repeat), ("Seed", self.seed),
+                              ("Max tokens", self.max_tokens)):
             form.addRow(label, widget)
         layout.addWidget(sampling_box)
 
-        model_box = QGroupBox("Model")
-        model_form = QFormLayout(model_box)
-        self.context = self._int("contextLengthSpin", "Context length", 256, 262144, 4096)
-        self.context.setSingleStep(1024)
-        self.gpu_auto = named(QCheckBox("auto"), "gpuLayersAuto", "GPU layers automatic")
-        self.gpu_auto.setChecked(True)
-        self.gpu_layers = self._int("gpuLayersSpin", "GPU layers", 0, 999, 0)
-        self.gpu_layers.setEnabled(False)
-        gpu_row = QHBoxLayout()
-        gpu_row.addWidget(self.gpu_auto)
-        gpu_row.addWidget(self.gpu_layers)
-        model_form.addRow("Context length", self.context)
-        model_form.addRow("GPU layers", gpu_row)
-        note = QLabel("These apply when the model is (re)loaded.")
+        context_box = QGroupBox("Context")
+        context_form = QFormLayout(context_box)
+        self.context = self._int("contextLengthSpin", "Context length", 256, 262144, DEFAULT_CONTEXT)
+        self.context.setSingleStep(512)
+        self.context.setSuffix(" tokens")
+        context_form.addRow("Length", self.context)
+        note = QLabel("Used when the model is loaded; the budget never goes past what the model was loaded with.")
         note.setWordWrap(True)
-        model_form.addRow(note)
-        layout.addWidget(model_box)
-
-        export_row = QHBoxLayout()
-        self.export_button = named(QPushButton("Export…"), "exportButton", "Export chat", "Ctrl+E")
-        self.import_button = named(QPushButton("Import…"), "importButton", "Import chat")
-        export_row.addWidget(self.export_button)
-        export_row.addWidget(self.import_button)
-        layout.addLayout(export_row)
+        context_form.addRow(note)
+        layout.addWidget(context_box)
 
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
-        self._save_timer.setInterval(300)
-        self._save_timer.timeout.connect(self._save)
+        self._save_timer.setInterval(SAVE_DEBOUNCE_MS)
+        self._save_timer.timeout.connect(self._emit)
         self.system_edit.textChanged.connect(self._changed)
-        for spin in (self.temperature, self.top_p, self.min_p, self.repeat, self.top_k, self.max_tokens, self.seed,
+        for spin in (self.temperature, self.top_p, self.top_k, self.min_p, self.repeat, self.seed, self.max_tokens,
                      self.context):
             spin.valueChanged.connect(self._changed)
-        self.gpu_auto.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
         self.preset_combo.activated.connect(self._apply_preset)
-        self.save_preset_button.clicked.connect(self._save_preset)
-        self.export_button.clicked.connect(self.export_dialog)
-        self.import_button.clicked.connect(self.import_dialog)
-        self._fill_presets()
+        self.save_preset_button.clicked.connect(self._ask_preset_name)
 
     def _double(self, name, label, low, high, step, value) -> QDoubleSpinBox:
         spin = named(QDoubleSpinBox(), name, label)
@@ -116,11 +112,12 @@ class SessionSettings(QWidget):
         spin.setValue(value)
         return spin
 
-    def _fill_presets(self) -> None:
+    # --- presets ------------------------------------------------------------------------------
+    def set_presets(self, presets) -> None:
         self.preset_combo.clear()
         self.preset_combo.addItem("Presets…", None)
-        for preset in list_presets(self.chat.services.conn):
-            self.preset_combo.addItem(preset.name + ("" if preset.builtin else " (yours)"), preset)
+        for preset in presets:
+            self.preset_combo.addItem(preset.name + ("" if preset.builtin else "  (yours)"), preset)
 
     def _apply_preset(self, index: int) -> None:
         preset = self.preset_combo.itemData(index)
@@ -128,17 +125,19 @@ class SessionSettings(QWidget):
             self.system_edit.setPlainText(preset.system_prompt)
         self.preset_combo.setCurrentIndex(0)
 
-    def _save_preset(self) -> None:
-        name, ok = QInputDialog.getText(self, "Save preset", "Preset name:")
-        if ok:
-            try:
-                save_preset(self.chat.services.conn, name, self.system_edit.toPlainText())
-            except Exception as error:  # InvalidInput: shown by the window
-                self.chat.error.emit(error)
-            self._fill_presets()
+    def _ask_preset_name(self) -> None:
+        dialog = QInputDialog(self)
+        dialog.setObjectName("presetNameDialog")
+        dialog.setWindowTitle("Save preset")
+        dialog.setLabelText("Name of the preset:")
+        dialog.textValueSelected.connect(lambda name: self.save_preset_requested.emit(
+            name, self.system_edit.toPlainText()))
+        dialog.open()
 
-    def show_session(self, session) -> None:
-        """Show a chat's settings (None: defaults, disabled)."""
+    # --- values -------------------------------------------------------------------------------
+    def show_session(self, session, default_context: int | None = None) -> None:
+        """Show a chat's settings (None: the defaults, disabled)."""
+        self._save_timer.stop()
         self._loading = True
         self.setEnabled(session is not None)
         sampling = Sampling.from_dict(session.sampling if session else {})
@@ -148,10 +147,10 @@ class SessionSettings(QWidget):
         self.top_k.setValue(sampling.top_k)
         self.min_p.setValue(sampling.min_p)
         self.repeat.setValue(sampling.repeat_penalty)
-        self.max_tokens.setValue(sampling.max_tokens)
         self.seed.setValue(sampling.seed if sampling.seed is not None else -1)
-        if session and session.context_length:
-            self.context.setValue(session.context_length)
+        self.max_tokens.setValue(sampling.max_tokens)
+        context = session.context_length if session and session.context_length else None
+        self.context.setValue(context or default_context or DEFAULT_CONTEXT)
         self._loading = False
 
     def sampling(self) -> dict:
@@ -160,35 +159,19 @@ class SessionSettings(QWidget):
                         min_p=self.min_p.value(), repeat_penalty=self.repeat.value(),
                         max_tokens=self.max_tokens.value(), seed=None if seed < 0 else seed).to_dict()
 
-    def load_options(self) -> dict:
-        return {"context_length": self.context.value(),
-                "gpu_layers": "auto" if self.gpu_auto.isChecked() else self.gpu_layers.value()}
+    def values(self) -> dict:
+        return {"system_prompt": self.system_edit.toPlainText(), "sampling": self.sampling(),
+                "context_length": self.context.value()}
 
     def _changed(self) -> None:
         if not self._loading:
             self._save_timer.start()
 
-    def _save(self) -> None:
-        self.chat.update_settings(system_prompt=self.system_edit.toPlainText(), sampling=self.sampling(),
-                                  context_length=self.context.value())
-        self.chat.request_budget("")
+    def _emit(self) -> None:
+        self.changed.emit(self.values())
 
     def flush(self) -> None:
-        """Save pending edits now (before sending, or when the window closes)."""
+        """Save pending edits now (before sending, switching chats, or closing the window)."""
         if self._save_timer.isActive():
             self._save_timer.stop()
-            self._save()
-
-    def export_dialog(self) -> None:
-        session = self.chat.session()
-        if session is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export chat", f"{session.title[:40]}.md",
-                                              "Markdown (*.md);;Ember chat JSON (*.json)")
-        if path:
-            self.chat.export(path)
-
-    def import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import chat", "", "Ember chat JSON (*.json)")
-        if path:
-            self.chat.import_file(path)
+            self._emit()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from dataclasses import dataclass
 from importlib import resources
 
 from engine.errors import InvalidInput
+from engine.store.presets_repo import PresetRepository
+
+MAX_NAME = 80
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class Preset:
 
 
 def builtin_presets() -> list[Preset]:
+    """The presets shipped in resources/presets/*.json (a list of {"name", "system_prompt"})."""
     presets = []
     folder = resources.files("resources") / "presets"
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
@@ -29,22 +32,23 @@ def builtin_presets() -> list[Preset]:
 
 
 def list_presets(conn: sqlite3.Connection) -> list[Preset]:
-    user = [Preset(r["name"], r["system_prompt"], False)
-            for r in conn.execute("SELECT name, system_prompt FROM presets ORDER BY name")]
-    return builtin_presets() + user
+    """Ember's presets first, then the user's, by name."""
+    return builtin_presets() + [Preset(r.name, r.system_prompt, False) for r in PresetRepository(conn).all()]
 
 
 def save_preset(conn: sqlite3.Connection, name: str, system_prompt: str) -> Preset:
-    name = name.strip()
+    name = " ".join(name.split())
     if not name:
-        raise InvalidInput("A preset needs a name.")
-    if any(p.name == name for p in builtin_presets()):
-        raise InvalidInput(f"“{name}” is one of Ember's presets.", "Choose another name.")
-    conn.execute("INSERT INTO presets (name, system_prompt, created_at) VALUES (?, ?, ?) "
-                 "ON CONFLICT(name) DO UPDATE SET system_prompt = excluded.system_prompt",
-                 (name, system_prompt, time.time()))
+        raise InvalidInput("A preset needs a name.", "Type a name for the preset.")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"A preset name has at most {MAX_NAME} characters.", "Choose a shorter name.")
+    if any(p.name.lower() == name.lower() for p in builtin_presets()):
+        raise InvalidInput(f"“{name}” is one of Ember's own presets.", "Choose another name.")
+    PresetRepository(conn).save(name, system_prompt)
     return Preset(name, system_prompt, False)
 
 
 def delete_preset(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute("DELETE FROM presets WHERE name = ?", (name,))
+    if any(p.name == name for p in builtin_presets()):
+        raise InvalidInput(f"“{name}” is one of Ember's own presets and cannot be deleted.")
+    PresetRepository(conn).delete(name)

@@ -226,6 +226,13 @@ class ChatRepository:
             values.append(error)
         self.conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*values, message_id))
 
+    def fill_model_sha256(self, message_ids: list[int], sha256: str) -> None:
+        """Record the model's SHA-256 on replies written while the hash was still being computed."""
+        if message_ids:
+            marks = ", ".join("?" for _ in message_ids)
+            self.conn.execute(f"UPDATE messages SET model_sha256 = ? WHERE model_sha256 IS NULL AND id IN ({marks})",
+                              (sha256, *message_ids))
+
     def delete_message(self, message_id: int) -> None:
         """Delete a message and its replies; the shown branch moves to its parent."""
         message = self.get_message(message_id)

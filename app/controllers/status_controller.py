@@ -1,0 +1,78 @@
+"""What the status bar says: the loaded model, the backend (CPU / CUDA / Metal, GPU layers, threads)
+and the memory Ember uses (this process plus the model process), refreshed every few seconds."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.services import Services
+
+REFRESH_MS = 3000
+
+
+def resident_bytes(pid: int) -> int | None:
+    """Resident memory of a process (Linux /proc; elsewhere only this process, via resource)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    if pid == os.getpid() and sys.platform != "win32":
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+    return None
+
+
+def describe_memory(app: int | None, model: int | None) -> str:
+    def mb(value: int) -> str:
+        return f"{value / 2**30:.1f} GB" if value >= 2**30 else f"{value / 2**20:.0f} MB"
+
+    if app is None:
+        return "Memory: unknown"
+    if model is None:
+        return f"Memory: {mb(app)}"
+    return f"Memory: {mb(app + model)} (model {mb(model)})"
+
+
+class StatusController(QObject):
+    model_text = Signal(str)
+    backend_text = Signal(str)
+    memory_text = Signal(str)
+
+    def __init__(self, services: Services, parent=None) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.hardware = None
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self.refresh_memory)
+        self.timer.start()
+
+    def set_hardware(self, info) -> None:
+        self.hardware = info
+        self.refresh_model()
+
+    def refresh_model(self) -> None:
+        model = self.services.model
+        machine = self.hardware.backend if self.hardware is not None else "CPU"
+        if not model.ready:
+            self.model_text.emit("No model loaded")
+            self.backend_text.emit(f"Backend: {machine} available")
+        else:
+            info = model.host.info
+            layers = int(info.get("gpu_layers") or 0)
+            backend = machine if layers else "CPU"
+            gpu = "all layers" if layers < 0 else f"{layers} GPU layers"
+            self.model_text.emit(f"Model: {model.entry.name if model.entry else 'loaded'}")
+            self.backend_text.emit(f"{backend} · {gpu} · {info.get('threads', '?')} threads")
+        self.refresh_memory()
+
+    def refresh_memory(self) -> None:
+        host = self.services.model.host
+        model = resident_bytes(host.pid) if host is not None and host.alive and host.pid else None
+        self.memory_text.emit(describe_memory(resident_bytes(os.getpid()), model))

@@ -1,0 +1,150 @@
+"""The model picker above the chat: the library (starter, downloads, opened files), "Open GGUF…",
+GPU layers (auto or a number), Load / Unload, and the loading progress."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from app.models.model_list_model import EntryRole, ModelListModel
+from app.views.widgets import named
+
+
+class ModelBar(QWidget):
+    load_requested = Signal(object, object)  # LibraryEntry, gpu layers ("auto" or int)
+    unload_requested = Signal()
+    cancel_requested = Signal()
+    open_requested = Signal(str)  # a GGUF path the user picked
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelBar")
+        self.loaded_path: str | None = None
+        self.loading = False
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 4)
+        self.models = ModelListModel(self)
+        self.combo = named(QComboBox(), "modelCombo", "Model")
+        self.combo.setModel(self.models)
+        self.combo.setMinimumContentsLength(28)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setPlaceholderText("Looking for models…")
+        self.open_button = named(QPushButton("Open GGUF…"), "openModelButton", "Open a GGUF file")
+        self.gpu_auto = named(QCheckBox("GPU layers auto"), "gpuLayersAuto", "GPU layers automatic",
+                              "Offload as many layers as fit in free GPU memory (none on a CPU-only machine)")
+        self.gpu_auto.setChecked(True)
+        self.gpu_layers = named(QSpinBox(), "gpuLayersSpin", "GPU layers", "How many layers run on the GPU")
+        self.gpu_layers.setRange(0, 999)
+        self.gpu_layers.setEnabled(False)
+        self.load_button = named(QPushButton("Load"), "loadModelButton", "Load model")
+        self.progress = named(QProgressBar(), "loadProgress", "Model loading progress")
+        self.progress.setRange(0, 0)
+        self.progress.setMaximumWidth(120)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.status = named(QLabel("No model loaded"), "modelStatusLabel", "Model status")
+        for widget in (self.combo, self.open_button, self.gpu_auto, self.gpu_layers, self.load_button,
+                       self.progress):
+            layout.addWidget(widget)
+        layout.addWidget(self.status, 1)
+
+        self.gpu_auto.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
+        self.load_button.clicked.connect(self._on_load_clicked)
+        self.open_button.clicked.connect(self.open_dialog)
+        self.combo.currentIndexChanged.connect(lambda _row: self._update_button())
+
+    @property
+    def loaded(self) -> bool:
+        return self.loaded_path is not None
+
+    def _selected_is_loaded(self) -> bool:
+        entry = self.entry()
+        return self.loaded and entry is not None and entry.path == self.loaded_path
+
+    def _update_button(self) -> None:
+        if self.loading:
+            text, name = "Cancel", "Cancel loading"
+        elif self._selected_is_loaded():
+            text, name = "Unload", "Unload model"
+        else:
+            text, name = ("Switch" if self.loaded else "Load"), "Load model"
+        self.load_button.setText(text)
+        self.load_button.setAccessibleName(name)
+        self.load_button.setEnabled(self.loading or self.loaded or self.entry() is not None)
+
+    def entry(self):
+        return self.combo.currentData(EntryRole)
+
+    def gpu_setting(self):
+        return "auto" if self.gpu_auto.isChecked() else self.gpu_layers.value()
+
+    def set_entries(self, entries, prefer_path: str | None = None) -> None:
+        current = prefer_path or (self.entry().path if self.entry() is not None else None)
+        self.models.set_entries(entries)
+        row = self.models.row_of(current)
+        if row < 0:
+            row = next((i for i, e in enumerate(entries) if e.info is not None), -1)
+        self.combo.setCurrentIndex(row)
+        if not entries:
+            self.combo.setPlaceholderText("No models yet: open a GGUF file")
+        self._update_button()
+
+    def select_path(self, path: str | None) -> None:
+        row = self.models.row_of(path)
+        if row >= 0 and not self.loading:
+            self.combo.setCurrentIndex(row)
+
+    def _on_load_clicked(self) -> None:
+        if self.loading:
+            self.cancel_requested.emit()
+        elif self._selected_is_loaded():
+            self.unload_requested.emit()
+        elif self.entry() is not None:
+            self.load_requested.emit(self.entry(), self.gpu_setting())
+
+    def open_dialog(self) -> None:
+        dialog = QFileDialog(self, "Open a GGUF model", "", "GGUF models (*.gguf)")
+        dialog.setObjectName("openModelDialog")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.fileSelected.connect(self.open_requested)
+        dialog.open()
+
+    # --- states -------------------------------------------------------------------------------
+    def show_loading(self, name: str) -> None:
+        self.loading, self.loaded_path = True, None
+        self.progress.show()
+        self.status.setText(f"Loading {name}…")
+        self._enable_choice(False)
+        self._update_button()
+
+    def show_progress(self, message: str) -> None:
+        self.status.setText(message)
+
+    def show_loaded(self, path: str, text: str) -> None:
+        self.loading, self.loaded_path = False, path
+        self.progress.hide()
+        self.status.setText(text)
+        self._enable_choice(True)
+        self._update_button()
+
+    def show_unloaded(self) -> None:
+        self.loading, self.loaded_path = False, None
+        self.progress.hide()
+        self.status.setText("No model loaded")
+        self._enable_choice(True)
+        self._update_button()
+
+    def _enable_choice(self, on: bool) -> None:
+        for widget in (self.combo, self.open_button, self.gpu_auto):
+            widget.setEnabled(on)
+        self.gpu_layers.setEnabled(on and not self.gpu_auto.isChecked())

@@ -1,0 +1,74 @@
+"""Helpers for driving the real window with the real SmolLM2 host."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPlainTextEdit, QPushButton
+
+from app.services import Services
+from app.views.main_window import MainWindow
+from engine.paths import EmberPaths
+
+CONTEXT = 1024
+
+
+@pytest.fixture
+def open_window(qtbot, ember_home):
+    """Opens windows on the test's home (threads=1); closes them, stopping their hosts, at the end."""
+    opened = []
+
+    def opener() -> MainWindow:
+        services = Services(EmberPaths(ember_home))
+        window = MainWindow(services)
+        window.models.threads = 1
+        qtbot.addWidget(window)
+        window.show()
+        opened.append((window, services))
+        return window
+
+    yield opener
+    for window, services in opened:
+        window.close()
+        services.close()
+
+
+def load_model(qtbot, window: MainWindow, context: int = CONTEXT) -> None:
+    """Pick the starter model in the picker and press Load, as a user would."""
+    page = window.chat_page
+    qtbot.waitUntil(lambda: page.model_bar.entry() is not None, timeout=20000)
+    assert page.model_bar.entry().source == "starter"
+    page.settings.context.setValue(context)
+    with qtbot.waitSignal(window.models.loaded, timeout=90000):
+        qtbot.mouseClick(window.findChild(QPushButton, "loadModelButton"), Qt.MouseButton.LeftButton)
+
+
+def type_and_send(qtbot, window: MainWindow, text: str, *, wait: bool = True) -> None:
+    prompt = window.findChild(QPlainTextEdit, "promptEdit")
+    prompt.clear()
+    qtbot.keyClicks(prompt, text)
+    if not wait:
+        qtbot.keyClick(prompt, Qt.Key.Key_Return)
+        return
+    with qtbot.waitSignal(window.replies.generating_changed, timeout=60000, check_params_cb=lambda on: not on):
+        qtbot.keyClick(prompt, Qt.Key.Key_Return)
+
+
+def click(qtbot, window: MainWindow, name: str) -> None:
+    button = window.findChild(QPushButton, name)
+    assert button is not None, name
+    assert button.isEnabled(), f"{name} is disabled"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def rows(window: MainWindow):
+    model = window.chat_page.message_model
+    return [model.item_at(r) for r in range(model.rowCount())]
+
+
+def set_sampling(window: MainWindow, *, max_tokens: int, temperature: float = 0.0, seed: int = 7) -> None:
+    s = window.chat_page.settings
+    s.max_tokens.setValue(max_tokens)
+    s.temperature.setValue(temperature)
+    s.seed.setValue(seed)
+    s.flush()
