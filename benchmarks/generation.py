@@ -54,9 +54,9 @@ def ember_rate(client, tokens: int, seed: int) -> float:
     return (n - 1) / (last - first) if n > 1 and last > first else 0.0
 
 
-def ttft_turns(client, turns: int) -> tuple[float, float]:
+def ttft_turns(client, turns: int, variant: int = 0) -> tuple[float, float]:
     """TTFT of turn 1 and of turn `turns` in one conversation (client side)."""
-    messages = [{"role": "system", "content": "You are a helpful assistant. Answer briefly."}]
+    messages = [{"role": "system", "content": f"You are helpful assistant number {variant}. Answer briefly."}]
     times = []
     for turn in range(turns):
         messages.append({"role": "user", "content": f"Tell me one short fact about the number {turn + 7}."})
@@ -96,7 +96,9 @@ def main() -> int:
             for run in range(args.runs):
                 inproc.append(in_process_rate(llama, args.tokens, 100 + run))
                 ember.append(ember_rate(client, args.tokens, 100 + run))
-            turn1, turn10 = ttft_turns(client, 3 if args.smoke else 10)
+            pairs = [ttft_turns(client, 3 if args.smoke else 10, run) for run in range(args.runs)]
+            turn1 = statistics.median(p[0] for p in pairs)
+            turn10 = statistics.median(p[1] for p in pairs)
         finally:
             host.stop()
             llama.close()
