@@ -99,7 +99,9 @@ class Routes:
         if sort is not None:
             if sort not in SORT_KEYS:
                 return self.send_hub_error(400, message=f"Invalid sort: {sort}", head=head)
-            repos.sort(key=lambda r: getattr(r, SORT_KEYS[sort]), reverse=True)
+            # direction=-1 (or absent: huggingface_hub >= 1.0 no longer sends it) is descending, 1 ascending
+            ascending = (query.get("direction") or ["-1"])[0] == "1"
+            repos.sort(key=lambda r: getattr(r, SORT_KEYS[sort]), reverse=not ascending)
         limit = int((query.get("limit") or [1000])[0])
         start = int((query.get("cursor") or [0])[0])
         page = min(limit, self.hub.page_size)
