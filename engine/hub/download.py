@@ -214,14 +214,16 @@ class _Download:
         if changed or have > meta.size:
             self.notice = ("The file changed on the Hub since the download started: starting again from zero. "
                            if changed else "The partial file was longer than the file: starting again. ")
-            self.record.sha256 = None
+            self.record.sha256 = self.sha256 = None  # the old file's hash
             self._restart()
             have = 0
         self.total = meta.size
         if self.prepared:
             return
-        if not self.sha256:
-            self.sha256 = self.record.sha256 or self._published_sha256(meta)
+        known = (self.sha256 or self.record.sha256 or "").lower()
+        if known and meta.etag and SHA256_HEX.match(meta.etag) and meta.etag != known:
+            known = ""  # an LFS etag is the file's SHA-256: the hash we had is an older file's, ask again
+        self.sha256 = known or self._published_sha256(meta)
         needed = self.total - have + self.options.reserve_bytes
         free = self.free(self.dest.parent)
         if free < needed:

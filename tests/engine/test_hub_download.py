@@ -185,3 +185,13 @@ def test_a_file_changed_on_the_hub_restarts_from_zero(hub_server, paths):
     assert result.read_bytes() == new
     assert hub_server.stats.range_starts[-1] == 0
     assert any("changed on the Hub" in e.message for e in events)
+
+
+def test_a_hash_from_an_older_file_list_is_looked_up_again(hub_server, paths):
+    old, new = b"old model bytes" * 1000, b"new model bytes" * 1000
+    repo = hub_server.add_repo("acme/updated-GGUF", {"m.Q4_0.gguf": old}, tags=["gguf"])
+    stale = repo.files["m.Q4_0.gguf"].sha256  # what a file list fetched before the update said
+    repo.files["m.Q4_0.gguf"] = HubFile("m.Q4_0.gguf", data=new)
+    result, events = fetch(hub_server, paths, repo="acme/updated-GGUF", file="m.Q4_0.gguf", sha256=stale)
+    assert result.read_bytes() == new and events[-1].message.endswith("SHA-256 verified")
+    assert PartRecord.load(sidecar_path(result)).sha256 == repo.files["m.Q4_0.gguf"].sha256
