@@ -123,6 +123,14 @@ class DownloadQueue:
         if record is not None and record.state in ("queued", "downloading", "failed"):
             record.save(sidecar_path(Path(key)), state="paused")
 
+    def resume(self, key: str) -> QueueItem:
+        """Mark a paused or failed download queued again (so `to_resume()` names it); the caller then
+        starts `run(key)` on a worker. The part on disk is kept: the download continues from it."""
+        record = PartRecord.load(sidecar_path(Path(key)))
+        if record is not None and record.state in ("paused", "failed"):
+            record.save(sidecar_path(Path(key)), state="queued", error=None)
+        return self.get(key)
+
     def remove(self, key: str) -> None:
         """Cancel and forget a download: its part and sidecar are deleted (now, or when its worker stops)."""
         with self._lock:

@@ -76,6 +76,8 @@ def test_pause_a_running_download_then_resume_it(queue, hub_server, smollm2_path
     paused = queue.get(item.key)
     assert paused.state == "paused" and 0 < paused.done < smollm2_path.stat().st_size
     assert not queue.is_running(item.key) and queue.to_resume() == []
+    resumed = queue.resume(item.key)
+    assert resumed.state == "queued" and resumed.done == paused.done and queue.to_resume() == [resumed]
     hub_server.faults.rate = None
     dest, _ = drain(queue.run(item.key))
     assert dest.read_bytes() == smollm2_path.read_bytes()
