@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from engine.errors import EmberError
 from engine.paths import EmberPaths
@@ -85,7 +86,9 @@ def _report_first_paint(window, app) -> None:
         app.quit()
 
 
-def run_window(debug: bool = False) -> int:
+def run_window(debug: bool = False, on_window: Callable | None = None) -> int:
+    """Open the window and run until it closes. `on_window(window)` runs once the window exists
+    (for embedding Ember, and for tests that drive the real start-up in a separate process)."""
     paths = EmberPaths.from_env().ensure()
     crash_log = setup_logging(paths, debug)
     try:
@@ -108,6 +111,8 @@ def run_window(debug: bool = False) -> int:
         apply_theme(app)
         window = MainWindow(services)
         window.first_painted.connect(lambda: _report_first_paint(window, app))
+        if on_window is not None:
+            on_window(window)
 
         def quit_on_signal(*_) -> None:
             window.close()

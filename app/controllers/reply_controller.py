@@ -65,6 +65,9 @@ class ReplyController(QObject):
         if not text.strip():
             self.error.emit(InvalidInput("The message is empty.", "Type something to send."))
             return
+        if not self.services.model.ready:
+            self.error.emit(NO_MODEL)
+            return
         if self.chat.session_id is None:
             self.chat.new_session()
         history = self.chats.branch(self.chat.session_id)

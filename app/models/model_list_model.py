@@ -35,7 +35,7 @@ def details(entry: LibraryEntry) -> str:
     info = entry.info
     lines = [entry.path, SOURCE_WORDS.get(entry.source, entry.source)]
     if info is not None:
-        params = f"{info.parameters / 1e9:.2f} B" if info.parameters >= 1e8 else f"{info.parameters / 1e6:.0f} M"
+        params = f"{info.parameters / 1e9:.2f} B" if info.parameters >= 1e9 else f"{info.parameters / 1e6:.0f} M"
         lines += [f"{info.architecture}, {params} parameters, {info.quantization}",
                   f"trained context {info.context_length or '?'} tokens"]
     if entry.error:

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QMenu,
-    QPushButton,
     QStyleOptionViewItem,
+    QToolButton,
     QWidget,
 )
 
@@ -111,13 +111,16 @@ class MessageActions(QWidget):
         self.setObjectName("messageActions")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 0, 12, 0)
-        self.buttons: dict[str, QPushButton] = {}
+        layout.setSpacing(2)
+        self.buttons: dict[str, QToolButton] = {}
         self.menu_actions: dict[str, QAction] = {}
         self.branch_label = named(QLabel(""), "branchLabel", "Version")
         for name, text, object_name, accessible, shortcut in self.ACTIONS:
             tip = f"{accessible} ({shortcut})" if shortcut else accessible
-            button = named(QPushButton(text), object_name, accessible, tip)
-            button.setFlat(name in ("previous", "next"))
+            button = named(QToolButton(), object_name, accessible, tip)
+            button.setText(text)
+            button.setAutoRaise(True)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             button.clicked.connect(lambda _=False, n=name: self.triggered.emit(n))
             self.buttons[name] = button
             layout.addWidget(button)
@@ -131,8 +134,6 @@ class MessageActions(QWidget):
                 self.addAction(action)
             action.triggered.connect(lambda _=False, n=name: self.triggered.emit(n))
             self.menu_actions[name] = action
-        for name in ("previous", "next"):
-            self.buttons[name].setFixedWidth(30)
         layout.addStretch(1)
 
     def set_state(self, item: DisplayMessage | None, idle: bool, ready: bool, has_code: bool) -> None:

@@ -146,10 +146,10 @@ class MainWindow(QMainWindow):
         for keys, name, action in (
             ("Ctrl+N", "newChatShortcut", self._new_chat),
             ("Ctrl+F", "searchShortcut", self._search),
-            ("Escape", "stopShortcut", self.replies.stop),
-            ("Ctrl+E", "exportShortcut", page.sessions.export_dialog),
-            ("Ctrl+Return", "sendShortcut", page.composer.submit),
-            ("Ctrl+Enter", "sendKeypadShortcut", page.composer.submit),
+            ("Escape", "stopShortcut", lambda: self.replies.stop()),
+            ("Ctrl+E", "exportShortcut", lambda: page.sessions.export_dialog()),
+            ("Ctrl+Return", "sendShortcut", lambda: page.composer.submit()),
+            ("Ctrl+Enter", "sendKeypadShortcut", lambda: page.composer.submit()),
         ):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setObjectName(name)

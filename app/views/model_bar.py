@@ -1,17 +1,17 @@
 """The model picker above the chat: the library (starter, downloads, opened files), "Open GGUF…",
-GPU layers (auto or a number), Load / Unload, and the loading progress."""
+GPU layers ("auto" or a number), Load / Unload, and the loading progress."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QWidget,
 )
@@ -36,16 +36,17 @@ class ModelBar(QWidget):
         self.models = ModelListModel(self)
         self.combo = named(QComboBox(), "modelCombo", "Model")
         self.combo.setModel(self.models)
-        self.combo.setMinimumContentsLength(28)
+        self.combo.setMinimumContentsLength(18)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setPlaceholderText("Looking for models…")
         self.open_button = named(QPushButton("Open GGUF…"), "openModelButton", "Open a GGUF file")
-        self.gpu_auto = named(QCheckBox("GPU layers auto"), "gpuLayersAuto", "GPU layers automatic",
-                              "Offload as many layers as fit in free GPU memory (none on a CPU-only machine)")
-        self.gpu_auto.setChecked(True)
-        self.gpu_layers = named(QSpinBox(), "gpuLayersSpin", "GPU layers", "How many layers run on the GPU")
-        self.gpu_layers.setRange(0, 999)
-        self.gpu_layers.setEnabled(False)
+        self.gpu_layers = named(QSpinBox(), "gpuLayersSpin", "GPU layers",
+                                "Layers that run on the GPU. auto: as many as fit in free GPU memory "
+                                "(none on a machine without CUDA or Metal); 0: CPU only.")
+        self.gpu_layers.setRange(-1, 999)
+        self.gpu_layers.setSpecialValueText("auto")
+        self.gpu_layers.setPrefix("GPU layers: ")
+        self.gpu_layers.setValue(-1)
         self.load_button = named(QPushButton("Load"), "loadModelButton", "Load model")
         self.progress = named(QProgressBar(), "loadProgress", "Model loading progress")
         self.progress.setRange(0, 0)
@@ -53,12 +54,12 @@ class ModelBar(QWidget):
         self.progress.setTextVisible(False)
         self.progress.hide()
         self.status = named(QLabel("No model loaded"), "modelStatusLabel", "Model status")
-        for widget in (self.combo, self.open_button, self.gpu_auto, self.gpu_layers, self.load_button,
-                       self.progress):
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setMinimumWidth(60)
+        for widget in (self.combo, self.open_button, self.gpu_layers, self.load_button, self.progress):
             layout.addWidget(widget)
         layout.addWidget(self.status, 1)
 
-        self.gpu_auto.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
         self.load_button.clicked.connect(self._on_load_clicked)
         self.open_button.clicked.connect(self.open_dialog)
         self.combo.currentIndexChanged.connect(lambda _row: self._update_button())
@@ -86,7 +87,7 @@ class ModelBar(QWidget):
         return self.combo.currentData(EntryRole)
 
     def gpu_setting(self):
-        return "auto" if self.gpu_auto.isChecked() else self.gpu_layers.value()
+        return "auto" if self.gpu_layers.value() < 0 else self.gpu_layers.value()
 
     def set_entries(self, entries, prefer_path: str | None = None) -> None:
         current = prefer_path or (self.entry().path if self.entry() is not None else None)
@@ -123,28 +124,31 @@ class ModelBar(QWidget):
     def show_loading(self, name: str) -> None:
         self.loading, self.loaded_path = True, None
         self.progress.show()
-        self.status.setText(f"Loading {name}…")
+        self.set_status(f"Loading {name}…")
         self._enable_choice(False)
         self._update_button()
 
     def show_progress(self, message: str) -> None:
-        self.status.setText(message)
+        self.set_status(message)
+
+    def set_status(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setToolTip(text)
 
     def show_loaded(self, path: str, text: str) -> None:
         self.loading, self.loaded_path = False, path
         self.progress.hide()
-        self.status.setText(text)
+        self.set_status(text)
         self._enable_choice(True)
         self._update_button()
 
     def show_unloaded(self) -> None:
         self.loading, self.loaded_path = False, None
         self.progress.hide()
-        self.status.setText("No model loaded")
+        self.set_status("No model loaded")
         self._enable_choice(True)
         self._update_button()
 
     def _enable_choice(self, on: bool) -> None:
-        for widget in (self.combo, self.open_button, self.gpu_auto):
+        for widget in (self.combo, self.open_button, self.gpu_layers):
             widget.setEnabled(on)
-        self.gpu_layers.setEnabled(on and not self.gpu_auto.isChecked())

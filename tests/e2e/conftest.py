@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QPlainTextEdit, QPushButton
+from PySide6.QtWidgets import QAbstractButton, QPlainTextEdit
 
 from app.services import Services
 from app.views.main_window import MainWindow
@@ -40,7 +40,7 @@ def load_model(qtbot, window: MainWindow, context: int = CONTEXT) -> None:
     assert page.model_bar.entry().source == "starter"
     page.settings.context.setValue(context)
     with qtbot.waitSignal(window.models.loaded, timeout=90000):
-        qtbot.mouseClick(window.findChild(QPushButton, "loadModelButton"), Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.findChild(QAbstractButton, "loadModelButton"), Qt.MouseButton.LeftButton)
 
 
 def type_and_send(qtbot, window: MainWindow, text: str, *, wait: bool = True) -> None:
@@ -55,7 +55,7 @@ def type_and_send(qtbot, window: MainWindow, text: str, *, wait: bool = True) ->
 
 
 def click(qtbot, window: MainWindow, name: str) -> None:
-    button = window.findChild(QPushButton, name)
+    button = window.findChild(QAbstractButton, name)
     assert button is not None, name
     assert button.isEnabled(), f"{name} is disabled"
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)

@@ -1,0 +1,73 @@
+"""Start-up: the real `python -m app` paints a window without loading heavy modules, logs where it
+should, refuses a second start on the same home, and tidies what a crash left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.application import open_home
+from engine.errors import HomeLocked
+from engine.paths import EmberPaths
+from engine.store.chats import ChatRepository
+from engine.store.db import connect
+from engine.store.lock import HomeLock
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_app(home: Path, **env) -> subprocess.CompletedProcess:
+    full = dict(os.environ, EMBER_HOME=str(home), QT_QPA_PLATFORM="offscreen", **env)
+    full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=full, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_window_paints_without_heavy_modules_and_logs(ember_home):
+    result = run_app(ember_home, EMBER_EXIT_AFTER_FIRST_PAINT="1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["heavy_modules"] == []  # no llama_cpp, jinja2, gguf, numpy, templates, host code
+    assert (ember_home / "logs" / "ember.log").read_text().count("first paint") == 1
+    assert (ember_home / "logs" / "crash.log").exists()
+    assert (ember_home / "window.ini").exists() and (ember_home / "ember.db").exists()
+
+
+def test_a_second_start_on_the_same_home_says_it_is_in_use(ember_home):
+    lock = HomeLock(EmberPaths(ember_home).ensure().lock).acquire("the Ember window")
+    try:
+        result = run_app(ember_home, EMBER_EXIT_AFTER_FIRST_PAINT="1")
+    finally:
+        lock.release()
+    assert result.returncode == 1
+    assert "is in use by the Ember window" in result.stderr
+    assert "Close the other Ember window" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_open_home_recovers_streaming_replies_and_empties_the_bin(ember_home):
+    paths = EmberPaths(ember_home).ensure()
+    repo = ChatRepository(connect(paths.db))
+    kept = repo.create_session("kept")
+    user = repo.add_message(kept.id, None, "user", "hi")
+    reply = repo.add_message(kept.id, user.id, "assistant", "half a repl", status="streaming")
+    binned = repo.create_session("binned")
+    repo.delete_session(binned.id)
+    repo.conn.close()
+
+    lock, services = open_home(paths)
+    try:
+        assert services.chats.get_message(reply.id).status == "interrupted"
+        assert services.chats.get_message(reply.id).content == "half a repl"
+        assert [s.title for s in services.chats.list_sessions()] == ["kept"]
+        assert services.conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 1
+        with pytest.raises(HomeLocked, match="in use"):
+            HomeLock(paths.lock).acquire()
+    finally:
+        services.close()
+        lock.release()
