@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 
+import app.qt_compat  # noqa: F401 - before any Qt call: see the module
 from engine.errors import EmberError
 from engine.jobs import CancelToken
 
@@ -46,11 +47,12 @@ class Worker(QObject):
         self.log_path = log_path
         self.name = name or getattr(fn, "__qualname__", "job")
         self.done = threading.Event()
+        self.dropped = False  # set when the window closed: late results are not delivered
         queued = Qt.ConnectionType.QueuedConnection
-        self._progress.connect(self.progress, queued)
-        self._result.connect(self.result, queued)
-        self._error.connect(self.error, queued)
-        self._finished.connect(self._on_finished, queued)
+        self._progress.connect(self._relay_progress, queued)
+        self._result.connect(self._relay_result, queued)
+        self._error.connect(self._relay_error, queued)
+        self._finished.connect(self._relay_finished, queued)
 
     def run(self) -> None:
         """The body; runs on a worker thread."""
@@ -78,8 +80,22 @@ class Worker(QObject):
             self.done.set()
             self._finished.emit()
 
-    def _on_finished(self) -> None:
-        self.finished.emit()
+    # on the UI thread
+    def _relay_progress(self, value) -> None:
+        if not self.dropped:
+            self.progress.emit(value)
+
+    def _relay_result(self, value) -> None:
+        if not self.dropped:
+            self.result.emit(value)
+
+    def _relay_error(self, error) -> None:
+        if not self.dropped:
+            self.error.emit(error)
+
+    def _relay_finished(self) -> None:
+        if not self.dropped:
+            self.finished.emit()
 
 
 class _Runnable(QRunnable):
@@ -109,8 +125,10 @@ class WorkerRunner(QObject):
 
     def start(self, worker: Worker, long: bool = False) -> Worker:
         """Run `worker`: on its own thread when `long`, else on the window's pool."""
-        if self.closed:
+        if self.closed:  # the window is closing: the job never runs
             worker.cancel.cancel()
+            worker.dropped = True
+            return worker
         if worker.log_path is None:
             worker.log_path = self.log_path
         self._workers.add(worker)
@@ -145,6 +163,8 @@ class WorkerRunner(QObject):
         for thread in self._threads:
             thread.join(timeout_s)
             ok = ok and not thread.is_alive()
+        for worker in self._workers:
+            worker.dropped = True  # the window is gone: nothing more reaches it
         if not ok:
             log.warning("some background jobs did not end within %.0f s", timeout_s)
         return ok

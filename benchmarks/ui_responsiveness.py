@@ -1,17 +1,21 @@
-"""UI responsiveness of the Chat window (offscreen Qt, the real SmolLM2 host).
+"""How responsive the Chat window is (offscreen Qt, the real SmolLM2 host, the real window).
 
-- the longest gap of a 10 ms QTimer on the UI thread while a reply streams, host threads = cores - 1
-  and = cores;
-- time to open a 1,000-message chat (select it until its messages are laid out);
-- time from process start to the first painted window (no model loaded), median of runs.
+- stalls while a reply streams: the longest gap between ticks of a 10 ms QTimer on the UI thread,
+  with the host on cores - 1 threads (Ember's default) and on all cores;
+- opening a 1,000-message chat: time until it is painted at the bottom, and the longest UI stall
+  while it lays out; then scrolling it from top to bottom;
+- process start to the first painted window (`python -m app`, no model loaded).
 
-    python benchmarks/ui_responsiveness.py [--runs 5] [--tokens 256]
-    python benchmarks/ui_responsiveness.py --smoke
+Times are medians over --runs runs.
+
+    python benchmarks/ui_responsiveness.py [--runs 5] [--tokens 200]
+    python benchmarks/ui_responsiveness.py --smoke      # tiny budget, for CI
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -24,46 +28,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-FIRST_PAINT = """
-import sys, time
-from PySide6.QtCore import QTimer
-from app.views import main_window
-original = main_window.MainWindow.paintEvent
-def paint(self, event):
-    original(self, event)
-    if not getattr(self, "_painted", False):
-        self._painted = True
-        print("PAINTED", flush=True)
-        QTimer.singleShot(0, self.close)
-main_window.MainWindow.paintEvent = paint
-import app.application as application
-sys.exit(application.run_window())
-"""
+from PySide6.QtCore import QEvent, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
+import app.qt_compat  # noqa: E402,F401 - the PySide6 reference-count guard, before any Qt call
 
-def first_paint_s(home: Path) -> float:
-    env = dict(os.environ, EMBER_HOME=str(home), PYTHONPATH=str(ROOT))
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", FIRST_PAINT], stdout=subprocess.PIPE, text=True, env=env)
-    line = process.stdout.readline()
-    elapsed = time.perf_counter() - started
-    process.wait(timeout=30)
-    if line.strip() != "PAINTED":
-        raise RuntimeError("the window did not paint")
-    return elapsed
+PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 
 
 class GapMeter:
-    """The longest interval between ticks of a 10 ms timer: how long the UI thread was busy."""
+    """The longest interval between ticks of a 10 ms timer: how long the UI thread was busy at once."""
 
     def __init__(self) -> None:
-        from PySide6.QtCore import QTimer
-
         self.timer = QTimer()
         self.timer.setInterval(10)
         self.timer.timeout.connect(self._tick)
-        self.last = None
         self.gaps: list[float] = []
+        self.last: float | None = None
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -71,108 +52,207 @@ class GapMeter:
             self.gaps.append(now - self.last)
         self.last = now
 
-    def start(self) -> None:
-        self.last = None
-        self.gaps.clear()
+    def __enter__(self) -> GapMeter:
+        self.gaps, self.last = [], time.perf_counter()
         self.timer.start()
+        return self
 
-    def stop(self) -> float:
+    def __exit__(self, *exc) -> None:
         self.timer.stop()
-        return max(self.gaps) if self.gaps else 0.0
+        self._tick()
+
+    @property
+    def longest_ms(self) -> float:
+        return 1000 * max(self.gaps, default=0.0)
 
 
-def streaming_gap_ms(app, threads: int, tokens: int, home: Path) -> tuple[float, int]:
-    from PySide6.QtCore import QEventLoop, QTimer
+def wait_until(condition, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not get there in time")
+        QApplication.processEvents()
+        time.sleep(0.001)
 
+
+def open_window(home: Path):
     from app.services import Services
     from app.views.main_window import MainWindow
     from engine.paths import EmberPaths
 
-    services = Services(EmberPaths(home).ensure())
+    services = Services(EmberPaths(home))
     window = MainWindow(services)
+    window.resize(1300, 850)
     window.show()
-    page = window.chat_page
-    entry = page.model_combo.currentData()
-    loop = QEventLoop()
-    window.models.loaded.connect(lambda _: loop.quit())
-    window.models.load(entry, context_length=2048, threads=threads)
-    QTimer.singleShot(60000, loop.quit)
-    loop.exec()
+    wait_until(lambda: window._painted)
+    return window, services
+
+
+def close_window(window, services) -> None:
+    window.close()
+    services.close()
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QApplication.processEvents()
+
+
+# --- streaming ---------------------------------------------------------------------------------------
+def streaming_stalls(threads: int, runs: int, tokens: int) -> dict:
+    """Longest UI gap while replies stream, through the real window (worker, coalescing, delegate)."""
+    home = Path(tempfile.mkdtemp(prefix="ember-bench-"))
+    window, services = open_window(home)
+    try:
+        wait_until(lambda: window.chat_page.model_bar.entry() is not None)
+        entry = next(e for e in window.models.entries if e.source == "starter")
+        window.models.load(entry, context_length=2048, gpu_layers=0, threads=threads)
+        wait_until(lambda: services.model.ready and not window.models.busy)
+        runs_seen = [one_stream(window, services, tokens, seed) for seed in range(1, runs + 1)]
+        gaps = [r[0] for r in runs_seen]
+        return {"longest_gap_ms": statistics.median(gaps), "worst_gap_ms": max(gaps),
+                "tokens_per_s": statistics.median(r[1] for r in runs_seen),
+                "tokens_per_view_update": statistics.median(r[2] for r in runs_seen)}
+    finally:
+        close_window(window, services)
+
+
+def one_stream(window, services, tokens: int, seed: int) -> tuple[float, float, float]:
+    """One reply through the window: (longest UI gap in ms, tokens/s, tokens per view update)."""
     window.chat.new_session()
-    page.settings.max_tokens.setValue(tokens)
-    page.settings.flush()
-    meter = GapMeter()
-    done = QEventLoop()
-    window.chat.generating_changed.connect(lambda on: None if on else done.quit())
-    meter.start()
-    page.prompt_edit.setPlainText("Write a long story about a lighthouse keeper and a storm.")
-    page.send()
-    QTimer.singleShot(120000, done.quit)
-    done.exec()
-    gap = meter.stop()
+    window.chat.update_settings(sampling={"max_tokens": tokens, "temperature": 0.7, "seed": seed})
+    batches = []
+
+    def count(_id: int, text: str) -> None:
+        batches.append(len(text))
+
+    window.replies.text_arrived.connect(count)
+    with GapMeter() as meter:
+        window.replies.send(PROMPT)
+        wait_until(lambda: window.replies.generating)
+        wait_until(lambda: not window.replies.generating)
+    window.replies.text_arrived.disconnect(count)
     reply = services.chats.branch(window.chat.session_id)[-1]
-    window.close()
-    services.close()
-    return gap * 1000, reply.stats.completion_tokens if reply.stats else 0
+    return meter.longest_ms, reply.stats.tokens_per_s or 0.0, reply.stats.completion_tokens / max(1, len(batches))
 
 
-def open_long_chat_ms(app, home: Path, messages: int) -> float:
-    from app.services import Services
-    from app.views.main_window import MainWindow
+# --- a 1,000-message chat --------------------------------------------------------------------------
+def seed_long_chat(db: Path, messages: int) -> int:
+    from engine.store.chats import ChatRepository
+    from engine.store.db import Transaction, connect
+
+    repo = ChatRepository(connect(db))
+    session = repo.create_session("Long chat")
+    repo.create_session("Short chat")  # shown first (newest)
+    parent = None
+    with Transaction(repo.conn):
+        for i in range(messages):
+            role = "user" if i % 2 == 0 else "assistant"
+            text = (f"Question {i}: how does part {i} work?" if role == "user" else
+                    f"Part **{i}** works like this:\n\n- one\n- two\n\n```python\nprint({i})\n```\n" if i % 10 == 1
+                    else f"Answer {i}: it works as described. " * (1 + i % 5))
+            parent = repo.conn.execute(
+                "INSERT INTO messages (session_id, parent_id, role, content, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'complete', ?, ?)", (session.id, parent, role, text, i, i)).lastrowid
+        repo.conn.execute("UPDATE sessions SET current_leaf_id = ? WHERE id = ?", (parent, session.id))
+    repo.conn.close()
+    return session.id
+
+
+def long_chat(runs: int, messages: int) -> dict:
+    home = Path(tempfile.mkdtemp(prefix="ember-bench-"))
     from engine.paths import EmberPaths
 
-    services = Services(EmberPaths(home).ensure())
-    session = services.chats.create_session("long chat")
-    parent = None
-    for i in range(messages):
-        role = "user" if i % 2 == 0 else "assistant"
-        text = f"Message {i}: " + ("Some **markdown** text with `code` and a list:\n\n- one\n- two\n" if i % 3 else "short")
-        parent = services.chats.add_message(session.id, parent.id if parent else None, role, text)
-    other = services.chats.create_session("other")
-    window = MainWindow(services)
-    window.show()
-    window.chat.select(other.id)
-    app.processEvents()
-    started = time.perf_counter()
-    window.chat.select(session.id)
-    view = window.chat_page.message_view
-    view.doItemsLayout()  # finish the (batched) layout so the scroll range is known
-    view.scrollToBottom()
-    app.processEvents()
-    elapsed = time.perf_counter() - started
-    window.close()
-    services.close()
-    return elapsed * 1000
+    session_id = seed_long_chat(EmberPaths(home).ensure().db, messages)
+    results = [one_open(home, session_id, messages) for _ in range(runs)]
+    steps = [step for r in results for step in r[3]]
+    return {"open_ms": 1000 * statistics.median(r[0] for r in results),
+            "at_bottom_ms": 1000 * statistics.median(r[1] for r in results),
+            "open_gap_ms": statistics.median(r[2] for r in results),
+            "scroll_step_ms": 1000 * statistics.median(steps), "scroll_worst_ms": 1000 * max(steps)}
+
+
+def one_open(home: Path, session_id: int, messages: int):
+    """Open the long chat in a new window: (painted s, at the bottom s, longest stall ms, scroll steps s)."""
+    window, services = open_window(home)
+    try:
+        view = window.chat_page.view
+        bar = view.verticalScrollBar()
+
+        def at_bottom() -> bool:
+            last = view.indexAt(view.viewport().rect().bottomLeft()).row()
+            return bar.maximum() > 0 and bar.value() == bar.maximum() and last >= messages - 3
+
+        with GapMeter() as meter:
+            started = time.perf_counter()
+            window.chat.select(session_id)
+            view.viewport().repaint()
+            painted = time.perf_counter() - started
+            wait_until(at_bottom)
+            laid_out = time.perf_counter() - started
+        steps = []
+        step = max(1, bar.maximum() // 40)
+        for value in range(0, bar.maximum() + step, step):
+            t = time.perf_counter()
+            bar.setValue(value)
+            view.viewport().repaint()
+            steps.append(time.perf_counter() - t)
+        return painted, laid_out, meter.longest_ms, steps
+    finally:
+        close_window(window, services)
+
+
+# --- first paint -------------------------------------------------------------------------------------
+def first_paint(runs: int) -> dict:
+    times = []
+    for _ in range(runs):
+        home = tempfile.mkdtemp(prefix="ember-bench-")
+        env = dict(os.environ, EMBER_HOME=home, EMBER_EXIT_AFTER_FIRST_PAINT="1", PYTHONPATH=str(ROOT))
+        started = time.time()
+        result = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(result.stderr[-1000:])
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        if report["heavy_modules"]:
+            raise RuntimeError(f"heavy modules loaded before the first paint: {report['heavy_modules']}")
+        times.append(report["first_paint_time"] - started)
+    return {"first_paint_s": statistics.median(times), "worst_s": max(times)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="one short run of each, for CI")
     args = parser.parse_args()
     if args.smoke:
-        args.runs, args.tokens, args.messages = 1, 16, 50
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([])
+        args.runs, args.tokens, args.messages = 1, 24, 200
+    QApplication.instance() or QApplication(sys.argv[:1])
     cores = os.cpu_count() or 2
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        paint = [first_paint_s(tmp / f"paint{i}") for i in range(args.runs)]
-        open_ms = [open_long_chat_ms(app, tmp / f"long{i}", args.messages) for i in range(min(args.runs, 3))]
-        gaps = {}
-        for threads in sorted({max(1, cores - 1), cores}):
-            gaps[threads] = streaming_gap_ms(app, threads, args.tokens, tmp / f"stream{threads}")
-    print(f"{'measure':<46} {'value':>10}")
-    print(f"{'first painted window (median, s)':<46} {statistics.median(paint):>10.3f}")
-    print(f"{f'open a {args.messages}-message chat (median, ms)':<46} {statistics.median(open_ms):>10.1f}")
-    for threads, (gap, tokens) in gaps.items():
-        print(f"{f'longest UI gap while streaming, {threads} thread(s) (ms)':<46} {gap:>10.1f}   ({tokens} tokens)")
-    worst = max(g for g, _ in gaps.values())
-    print(f"summary: first paint {statistics.median(paint):.2f} s; {args.messages}-message chat opens in "
-          f"{statistics.median(open_ms):.0f} ms; longest UI stall while streaming {worst:.0f} ms")
+    rows = []
+    first = first_paint(args.runs)
+    rows.append(("process start → first painted window", f"{first['first_paint_s'] * 1000:.0f} ms",
+                 f"worst {first['worst_s'] * 1000:.0f} ms"))
+    chat = long_chat(args.runs, args.messages)
+    rows.append((f"open a {args.messages}-message chat (painted)", f"{chat['open_ms']:.0f} ms",
+                 f"at the bottom, laid out: {chat['at_bottom_ms']:.0f} ms; longest stall {chat['open_gap_ms']:.0f} ms"))
+    rows.append(("scroll it, one step + repaint", f"{chat['scroll_step_ms']:.1f} ms",
+                 f"worst {chat['scroll_worst_ms']:.1f} ms"))
+    streams = {}
+    for threads in sorted({max(1, cores - 1), cores}):
+        s = streaming_stalls(threads, args.runs, args.tokens)
+        streams[threads] = s
+        rows.append((f"longest UI gap while streaming, host {threads} thread(s)", f"{s['longest_gap_ms']:.1f} ms",
+                     f"worst {s['worst_gap_ms']:.1f} ms; {s['tokens_per_s']:.0f} tokens/s; "
+                     f"{s['tokens_per_view_update']:.1f} tokens per view update"))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'median':>9}  detail   ({cores} cores, {args.runs} run(s), {args.tokens} tokens)")
+    for name, value, detail in rows:
+        print(f"{name:<{width}}  {value:>9}  {detail}")
+    default = streams[max(1, cores - 1)]
+    print(f"summary: streaming stall {default['longest_gap_ms']:.1f} ms at {max(1, cores - 1)} host thread(s) "
+          f"({streams[cores]['longest_gap_ms']:.1f} ms at {cores}); {args.messages}-message chat painted in "
+          f"{chat['open_ms']:.0f} ms; first paint {first['first_paint_s'] * 1000:.0f} ms after process start")
     return 0
 
 

@@ -106,6 +106,8 @@ class MainWindow(QMainWindow):
 
     def _after_first_paint(self) -> None:
         """Work that may import heavy modules (inspecting GGUF files imports gguf) waits for the window."""
+        if self._closed:
+            return
         self.models.scan()
         self.models.probe_hardware()
 
@@ -194,7 +196,7 @@ class MainWindow(QMainWindow):
     def eventFilter(self, watched, event) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:
             self._painted = True
-            QTimer.singleShot(0, self.first_painted.emit)  # after the rest of this frame is painted
+            QTimer.singleShot(0, self, self.first_painted.emit)  # after the rest of this frame is painted
         return False
 
     def closeEvent(self, event) -> None:

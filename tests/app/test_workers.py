@@ -71,6 +71,6 @@ def test_shutdown_cancels_long_jobs_and_waits(qtbot):
     assert runner.busy
     assert runner.shutdown(5)
     assert cancel.cancelled and worker.done.is_set() and not runner.busy
-    late = runner.run(counting, 1)  # after shutdown a job is cancelled at once
-    assert late.cancel.cancelled
+    late = runner.run(counting, 1)  # after shutdown a job never runs
+    assert late.cancel.cancelled and late.dropped and not late.done.is_set()
     assert runner.shutdown(5)
