@@ -66,8 +66,11 @@ class ChatController(QObject):
         self.sessions_listed.emit(rows)
 
     # --- sessions -------------------------------------------------------------------------------
-    def new_session(self) -> Session:
+    def new_session(self) -> Session | None:
         """A new chat that starts with the current chat's settings."""
+        if self.busy():
+            self.notice.emit("Stop the reply before starting another chat.")
+            return None
         previous = self.session()
         session = self.chats.create_session(
             system_prompt=previous.system_prompt if previous else "",

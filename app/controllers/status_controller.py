@@ -67,12 +67,13 @@ class StatusController(QObject):
             info = model.host.info
             layers = int(info.get("gpu_layers") or 0)
             backend = machine if layers else "CPU"
-            gpu = "all layers" if layers < 0 else f"{layers} GPU layers"
+            gpu = "all layers on the GPU" if layers < 0 else f"{layers} GPU layer{'' if layers == 1 else 's'}"
             self.model_text.emit(f"Model: {model.entry.name if model.entry else 'loaded'}")
-            self.backend_text.emit(f"{backend} · {gpu} · {info.get('threads', '?')} threads")
+            threads = info.get("threads", "?")
+            self.backend_text.emit(f"{backend} · {gpu} · {threads} thread{'' if threads == 1 else 's'}")
         self.refresh_memory()
 
     def refresh_memory(self) -> None:
         host = self.services.model.host
-        model = resident_bytes(host.pid) if host is not None and host.alive and host.pid else None
+        model = host.memory_used() if host is not None else None
         self.memory_text.emit(describe_memory(resident_bytes(os.getpid()), model))

@@ -173,8 +173,11 @@ class ChatPage(QWidget):
     def _on_loaded(self, host) -> None:
         entry = self.chat.services.model.entry
         info = host.info
-        template = {"gguf": "its own chat template"}.get(info.get("template"), f"format {info.get('template')}")
-        self.model_bar.show_loaded(entry.path, f"{entry.name} · context {info.get('n_ctx')} · {template}")
+        template = {"gguf": "the model's own chat template"}.get(info.get("template"),
+                                                                 f"the built-in format {info.get('template')}")
+        self.model_bar.show_loaded(entry.path, f"Loaded · context {info.get('n_ctx')}")
+        self.model_bar.status.setToolTip(f"{entry.path}\nContext {info.get('n_ctx')} tokens, {template}, "
+                                         f"loaded in {info.get('load_s', 0):.1f} s")
         if host.notice:
             self.status_message.emit(host.notice)
         self.replies.request_budget(self.composer.prompt.toPlainText())

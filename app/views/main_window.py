@@ -76,6 +76,10 @@ class MainWindow(QMainWindow):
         self.nav = named(QListWidget(), "navigation", "Pages")
         self.nav.addItems(PAGES)
         self.nav.setFixedWidth(120)
+        self.nav.setStyleSheet(
+            "QListWidget#navigation { border: none; background: transparent; }"
+            "QListWidget#navigation::item { padding: 7px 10px; border-radius: 4px; }"
+            "QListWidget#navigation::item:selected { background: palette(highlight); color: palette(highlighted-text); }")
         self.stack = QStackedWidget()
         self.chat_page = ChatPage(self.chat, self.replies, self.models)
         self.stack.addWidget(self.chat_page)
@@ -212,5 +216,6 @@ class MainWindow(QMainWindow):
         self.models.cancel_load()
         self.runner.shutdown()
         self.services.stop_model()
-        self.status.timer.stop()
+        for timer in self.findChildren(QTimer):  # debounced saves and counts must not run on a closed home
+            timer.stop()
         super().closeEvent(event)

@@ -44,7 +44,7 @@ class ModelBar(QWidget):
                                 "Layers that run on the GPU. auto: as many as fit in free GPU memory "
                                 "(none on a machine without CUDA or Metal); 0: CPU only.")
         self.gpu_layers.setRange(-1, 999)
-        self.gpu_layers.setSpecialValueText("auto")
+        self.gpu_layers.setSpecialValueText("GPU layers: auto")
         self.gpu_layers.setPrefix("GPU layers: ")
         self.gpu_layers.setValue(-1)
         self.load_button = named(QPushButton("Load"), "loadModelButton", "Load model")

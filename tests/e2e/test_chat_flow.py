@@ -43,7 +43,7 @@ def test_a_whole_conversation_survives_a_restart(qtbot, open_window, tmp_path):
     window = open_window()
     page = window.chat_page
     load_model(qtbot, window)
-    assert f"context {CONTEXT}" in window.findChild(QLabel, "modelStatusLabel").text()
+    assert f"context {CONTEXT}" in window.findChild(QLabel, "modelStatusLabel").text()  # "Loaded · context N"
     assert "SmolLM2" in window.findChild(QLabel, "statusModel").text()
     click(qtbot, window, "newChatButton")
     set_sampling(window, max_tokens=12)
