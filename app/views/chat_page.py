@@ -3,6 +3,8 @@ chat's settings on the right. The page lays widgets out and connects them to the
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QMessageBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget
@@ -69,10 +71,33 @@ class ChatPage(QWidget):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([240, 760, 300])
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.setTabOrder(self.sessions.list, self.model_bar.combo)
-        self.setTabOrder(self.model_bar.load_button, self.view)
-        self.setTabOrder(self.view, self.composer.prompt)
-        self.setTabOrder(self.composer.stop_button, self.settings.preset_combo)
+        self.setAcceptDrops(True)
+        self._tab_order()
+
+    def _tab_order(self) -> None:
+        """Left to right, top to bottom: chats, the model, the conversation, the composer, the settings."""
+        s, b, c, st = self.sessions, self.model_bar, self.composer, self.settings
+        chain = [s.search, s.new_button, s.list, s.rename_button, s.delete_button, s.export_button, s.import_button,
+                 b.combo, b.open_button, b.gpu_layers, b.load_button, self.view,
+                 *self.actions_bar.buttons.values(), c.prompt, c.send_button, c.stop_button, c.cancel_edit_button,
+                 st.preset_combo, st.save_preset_button, st.system_edit, st.temperature, st.top_p, st.top_k, st.min_p,
+                 st.repeat, st.seed, st.max_tokens, st.context]
+        for first, second in pairwise(chain):
+            QWidget.setTabOrder(first, second)
+
+    # --- drag and drop a GGUF file onto the page ------------------------------------------------
+    def _dropped_models(self, event) -> list[str]:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        return [u.toLocalFile() for u in urls if u.isLocalFile() and u.toLocalFile().lower().endswith(".gguf")]
+
+    def dragEnterEvent(self, event) -> None:
+        if self._dropped_models(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for path in self._dropped_models(event):
+            self.models.open_file(path)
+        event.acceptProposedAction()
 
     def _connect(self) -> None:
         c, r, m, s = self.chat, self.replies, self.models, self.sessions

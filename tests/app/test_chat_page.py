@@ -176,3 +176,48 @@ def test_a_thousand_message_chat_opens_at_the_bottom_and_scrolls(window, qtbot):
     bar.setValue(0)
     QApplication.processEvents()
     assert page.view.indexAt(page.view.viewport().rect().topLeft()).row() == 0
+
+
+def test_open_a_gguf_file_adds_it_to_the_picker(window, qtbot, tmp_path):
+    import gguf
+    import numpy as np
+    from PySide6.QtWidgets import QFileDialog
+
+    path = tmp_path / "tiny-model.Q8_0.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="llama")
+    writer.add_context_length(256)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    bar = window.chat_page.model_bar
+    qtbot.waitUntil(lambda: bar.models.rowCount() >= 1, timeout=20000)  # the library scan after first paint
+    click(qtbot, window, "openModelButton")
+    dialog = window.findChild(QFileDialog, "openModelDialog")
+    with qtbot.waitSignal(window.models.opened, timeout=20000):
+        dialog.fileSelected.emit(str(path))
+    dialog.close()
+    assert bar.entry().path == str(path.resolve()) and bar.entry().source == "added"
+    assert "tiny-model.Q8_0.gguf" in bar.combo.currentText()
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model at all" * 10)
+    with qtbot.waitSignal(window.models.failed, timeout=20000):
+        window.models.open_file(str(broken))
+    assert window.error_bar.isVisible() and "GGUF" in window.error_bar.message.text() + window.error_bar.hint.text()
+    assert bar.entry().path == str(path.resolve())  # the picker keeps the good one
+
+
+def test_tab_order_goes_through_the_page_in_reading_order(window):
+    window.chat.new_session()
+    order, widget = [], window.nav.nextInFocusChain()
+    while widget is not window.nav and len(order) < 500:
+        if widget.focusPolicy() & Qt.FocusPolicy.TabFocus and widget.isVisible() and not widget.objectName().startswith(
+                "qt_"):
+            order.append(widget.objectName())
+        widget = widget.nextInFocusChain()
+    expected = ["chatSearch", "newChatButton", "sessionList", "modelCombo", "loadModelButton", "promptEdit",
+                "sendButton", "presetCombo", "systemPromptEdit", "temperatureSpin", "contextLengthSpin"]
+    positions = [order.index(name) for name in expected]
+    assert positions == sorted(positions), order
