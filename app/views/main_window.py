@@ -43,11 +43,15 @@ def slug(name: str) -> str:
     return name.lower().replace("-", "")
 
 
-def placeholder(name: str) -> QWidget:
+def page_module(name: str) -> str:
+    return f"app.views.{slug(name)}_page"
+
+
+def placeholder(name: str, text: str) -> QWidget:
     page = QWidget()
     page.setObjectName(f"{slug(name)}Page")
     layout = QVBoxLayout(page)
-    label = named(QLabel(COMING[name]), f"{slug(name)}ComingLabel", f"{name} page")
+    label = named(QLabel(text), f"{slug(name)}ComingLabel", f"{name} page")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
     layout.addWidget(label)
@@ -83,9 +87,13 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.chat_page = ChatPage(self.chat, self.replies, self.models)
         self.stack.addWidget(self.chat_page)
-        for name in PAGES[1:]:
-            self.stack.addWidget(self._page(name))
-        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self._pending_pages: dict[int, str] = {}  # built after the first paint (their imports may be heavy)
+        for row, name in enumerate(PAGES[1:], start=1):
+            built_later = importlib.util.find_spec(page_module(name)) is not None
+            self.stack.addWidget(placeholder(name, "Opening…" if built_later else COMING[name]))
+            if built_later:
+                self._pending_pages[row] = name
+        self.nav.currentRowChanged.connect(self._show_page)
         self.nav.setCurrentRow(0)
         self.error_bar = MessageBar("error")
         central = QWidget()
@@ -114,22 +122,47 @@ class MainWindow(QMainWindow):
             return
         self.models.scan()
         self.models.probe_hardware()
+        self._build_pages()
 
-    def _page(self, name: str) -> QWidget:
-        """The page another issue builds (app/views/<name>_page.py) if it exists, else a placeholder."""
-        module_name = f"app.views.{slug(name)}_page"
-        if importlib.util.find_spec(module_name) is None:
-            return placeholder(name)
+    # --- the other pages: built by the issues that own them, after the first paint -----------------
+    def _build_pages(self) -> None:
+        """Import each page's module in a worker, then build the page here (widgets live on the UI thread)."""
+        for row, name in list(self._pending_pages.items()):
+            self.runner.run(importlib.import_module, page_module(name), name=f"import-{slug(name)}",
+                            on_result=lambda _module, r=row: self._build_page(r),
+                            on_error=lambda error, r=row: self._page_failed(r, error))
+
+    def _show_page(self, row: int) -> None:
+        self._build_page(row)  # at once if the user gets there first
+        self.stack.setCurrentIndex(row)
+
+    def _build_page(self, row: int) -> None:
+        name = self._pending_pages.pop(row, None)
+        if name is None or self._closed:
+            return
         try:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(page_module(name))
             page = getattr(module, f"{name.replace('-', '')}Page")(self.services, self)
-        except Exception:  # another page's bug must not keep the window from opening
+        except Exception:  # another page's bug must not break the window
             log.exception("could not build the %s page", name)
-            return placeholder(name)
+            self._pending_pages[row] = name
+            self._page_failed(row)
+            return
         for signal_name in ("library_changed", "models_changed"):
             if hasattr(page, signal_name):
                 getattr(page, signal_name).connect(self.models.scan)
-        return page
+        old = self.stack.widget(row)
+        current = self.stack.currentIndex()
+        self.stack.insertWidget(row, page)
+        self.stack.removeWidget(old)
+        old.deleteLater()
+        self.stack.setCurrentIndex(current)
+
+    def _page_failed(self, row: int, _error=None) -> None:
+        name = self._pending_pages.pop(row, None) or PAGES[row]
+        label = self.stack.widget(row).findChild(QLabel, f"{slug(name)}ComingLabel")
+        if label is not None:
+            label.setText(f"The {name} page could not be opened. The details are in {self.services.log_path}.")
 
     def _status_bar(self) -> None:
         bar = self.statusBar()
