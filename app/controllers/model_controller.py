@@ -54,7 +54,7 @@ def hash_model(path: str, cancel: CancelToken):
 class ModelController(QObject):
     library_changed = Signal(list)  # list[LibraryEntry]
     opened = Signal(object)  # LibraryEntry the user just opened
-    loading = Signal(str)  # file name
+    loading = Signal(object)  # the LibraryEntry being loaded
     progress = Signal(object)  # Progress (loading or hashing)
     loaded = Signal(object)  # RuntimeHost
     unloaded = Signal()
@@ -117,7 +117,7 @@ class ModelController(QObject):
         worker.result.connect(lambda _=None: self._on_started(host, entry))
         worker.finished.connect(self._on_load_finished)
         self._load_worker = worker
-        self.loading.emit(entry.name)
+        self.loading.emit(entry)
         self.runner.start(worker, long=True)
 
     def cancel_load(self) -> None:

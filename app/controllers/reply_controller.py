@@ -70,21 +70,21 @@ class ReplyController(QObject):
             return
         if self.chat.session_id is None:
             self.chat.new_session()
-        history = self.chats.branch(self.chat.session_id)
-        self._check_then(history, text, lambda model: self.services.conversation.prepare_send(
-            self.chat.session_id, text, model))
+        sid = self.chat.session_id
+        self._check_then(self.chats.branch(sid), text,
+                         lambda model: self.services.conversation.prepare_send(sid, text, model))
 
     def regenerate(self, message_id: int) -> None:
         """A new version of a reply (or a reply to a prompt that has none)."""
-        history = self._history_before(message_id, include_user=True)
-        self._check_then(history, None, lambda model: self.services.conversation.prepare_regenerate(
-            self.chat.session_id, message_id, model))
+        sid = self.chat.session_id
+        self._check_then(self._history_before(message_id, include_user=True), None,
+                         lambda model: self.services.conversation.prepare_regenerate(sid, message_id, model))
 
     def edit(self, message_id: int, text: str) -> None:
         """Send an edited prompt as a new version beside the original (a branch)."""
-        history = self._history_before(message_id, include_user=False)
-        self._check_then(history, text, lambda model: self.services.conversation.prepare_edit(
-            self.chat.session_id, message_id, text, model))
+        sid = self.chat.session_id
+        self._check_then(self._history_before(message_id, include_user=False), text,
+                         lambda model: self.services.conversation.prepare_edit(sid, message_id, text, model))
 
     def stop(self) -> None:
         if self._stream is not None:

@@ -122,9 +122,9 @@ class ChatPage(QWidget):
         b.unload_requested.connect(self._unload)
         b.cancel_requested.connect(m.cancel_load)
         b.open_requested.connect(m.open_file)
-        m.library_changed.connect(lambda entries: b.set_entries(entries, self._session_model_path()))
+        m.library_changed.connect(lambda entries: b.set_entries(entries, b.loaded_path or self._session_model_path()))
         m.opened.connect(lambda entry: b.select_path(entry.path))
-        m.loading.connect(b.show_loading)
+        m.loading.connect(self._on_loading)
         m.progress.connect(self._on_model_progress)
         m.loaded.connect(self._on_loaded)
         m.unloaded.connect(self._on_unloaded)
@@ -188,6 +188,13 @@ class ChatPage(QWidget):
     def _unload(self) -> None:
         self.replies.stop()
         self.models.unload()
+
+    def _on_loading(self, entry) -> None:
+        """A load started here or elsewhere (the Models page): show it in the picker."""
+        if self.model_bar.models.row_of(entry.path) < 0:
+            self.models.scan()  # a file the picker has not listed yet (just downloaded)
+        self.model_bar.select_path(entry.path)
+        self.model_bar.show_loading(entry.name)
 
     def _on_model_progress(self, progress) -> None:
         if self.model_bar.loading:

@@ -37,3 +37,17 @@ def test_a_crashed_model_process_is_an_error_message_not_a_crash(qtbot, open_win
     set_sampling(window, max_tokens=8, temperature=0.0)
     type_and_send(qtbot, window, "Say hi.")
     assert rows(window)[-1].message.status == "complete"
+
+
+def test_closing_the_window_mid_reply_keeps_it_and_stops_the_model(qtbot, open_window):
+    window = open_window()
+    load_model(qtbot, window)
+    session = window.chat.new_session()
+    set_sampling(window, max_tokens=1500, temperature=0.8)
+    with qtbot.waitSignal(window.replies.text_arrived, timeout=60000):
+        type_and_send(qtbot, window, "Tell me a long story about the mountains.", wait=False)
+    host = window.services.model.host
+    window.close()  # cancels the reply, waits for its thread, stops the model process
+    assert not host.alive
+    reply = window.services.chats.branch(session.id)[-1]
+    assert reply.role == "assistant" and reply.status == "cancelled" and reply.content.strip()
