@@ -85,6 +85,9 @@ def open_window(home: Path):
     window.resize(1300, 850)
     window.show()
     wait_until(lambda: window._painted)
+    with GapMeter() as meter:
+        wait_until(lambda: not window._pending_pages and not window.runner.busy)  # the other pages, built
+    window.after_paint_stall_ms = meter.longest_ms
     return window, services
 
 
@@ -97,16 +100,18 @@ def close_window(window, services) -> None:
 
 
 # --- streaming ---------------------------------------------------------------------------------------
-def streaming_stalls(threads: int, runs: int, tokens: int) -> dict:
-    """Longest UI gap while replies stream, through the real window (worker, coalescing, delegate)."""
+def streaming_stalls(threads: int, runs: int, tokens: int, history: int = 0) -> dict:
+    """Longest UI gap while replies stream, through the real window (worker, coalescing, delegate);
+    with `history`, each reply goes on at the end of a chat that already has that many messages."""
     home = Path(tempfile.mkdtemp(prefix="ember-bench-"))
+    long_id = seed_long_chat(home, history, short=True) if history else None
     window, services = open_window(home)
     try:
         wait_until(lambda: window.chat_page.model_bar.entry() is not None)
         entry = next(e for e in window.models.entries if e.source == "starter")
-        window.models.load(entry, context_length=2048, gpu_layers=0, threads=threads)
+        window.models.load(entry, context_length=8192 if history else 2048, gpu_layers=0, threads=threads)
         wait_until(lambda: services.model.ready and not window.models.busy)
-        runs_seen = [one_stream(window, services, tokens, seed) for seed in range(1, runs + 1)]
+        runs_seen = [one_stream(window, services, tokens, seed, long_id) for seed in range(1, runs + 1)]
         gaps = [r[0] for r in runs_seen]
         return {"longest_gap_ms": statistics.median(gaps), "worst_gap_ms": max(gaps),
                 "tokens_per_s": statistics.median(r[1] for r in runs_seen),
@@ -115,9 +120,13 @@ def streaming_stalls(threads: int, runs: int, tokens: int) -> dict:
         close_window(window, services)
 
 
-def one_stream(window, services, tokens: int, seed: int) -> tuple[float, float, float]:
+def one_stream(window, services, tokens: int, seed: int, session_id: int | None) -> tuple[float, float, float]:
     """One reply through the window: (longest UI gap in ms, tokens/s, tokens per view update)."""
-    window.chat.new_session()
+    if session_id is None:
+        window.chat.new_session()
+    elif window.chat.session_id != session_id:
+        window.chat.select(session_id)
+        wait_until(lambda: window.chat_page.view.verticalScrollBar().maximum() > 0)
     window.chat.update_settings(sampling={"max_tokens": tokens, "temperature": 0.7, "seed": seed})
     batches = []
 
@@ -135,18 +144,20 @@ def one_stream(window, services, tokens: int, seed: int) -> tuple[float, float, 
 
 
 # --- a 1,000-message chat --------------------------------------------------------------------------
-def seed_long_chat(db: Path, messages: int) -> int:
+def seed_long_chat(home: Path, messages: int, short: bool = False) -> int:
+    """A chat of `messages` messages; `short` ones fit a model's context (for streaming at its end)."""
+    from engine.paths import EmberPaths
     from engine.store.chats import ChatRepository
     from engine.store.db import Transaction, connect
 
-    repo = ChatRepository(connect(db))
+    repo = ChatRepository(connect(EmberPaths(home).ensure().db))
     session = repo.create_session("Long chat")
     repo.create_session("Short chat")  # shown first (newest)
     parent = None
     with Transaction(repo.conn):
         for i in range(messages):
             role = "user" if i % 2 == 0 else "assistant"
-            text = (f"Question {i}: how does part {i} work?" if role == "user" else
+            text = (f"Note {i}." if short else f"Question {i}: how does part {i} work?" if role == "user" else
                     f"Part **{i}** works like this:\n\n- one\n- two\n\n```python\nprint({i})\n```\n" if i % 10 == 1
                     else f"Answer {i}: it works as described. " * (1 + i % 5))
             parent = repo.conn.execute(
@@ -159,19 +170,19 @@ def seed_long_chat(db: Path, messages: int) -> int:
 
 def long_chat(runs: int, messages: int) -> dict:
     home = Path(tempfile.mkdtemp(prefix="ember-bench-"))
-    from engine.paths import EmberPaths
-
-    session_id = seed_long_chat(EmberPaths(home).ensure().db, messages)
+    session_id = seed_long_chat(home, messages)
     results = [one_open(home, session_id, messages) for _ in range(runs)]
     steps = [step for r in results for step in r[3]]
     return {"open_ms": 1000 * statistics.median(r[0] for r in results),
+            "start_stall_ms": statistics.median(r[4] for r in results),
             "at_bottom_ms": 1000 * statistics.median(r[1] for r in results),
             "open_gap_ms": statistics.median(r[2] for r in results),
             "scroll_step_ms": 1000 * statistics.median(steps), "scroll_worst_ms": 1000 * max(steps)}
 
 
 def one_open(home: Path, session_id: int, messages: int):
-    """Open the long chat in a new window: (painted s, at the bottom s, longest stall ms, scroll steps s)."""
+    """Open the long chat in a new window: (painted s, at the bottom s, longest stall ms, scroll steps s,
+    the longest stall while the window started and built its other pages, ms)."""
     window, services = open_window(home)
     try:
         view = window.chat_page.view
@@ -195,7 +206,7 @@ def one_open(home: Path, session_id: int, messages: int):
             bar.setValue(value)
             view.viewport().repaint()
             steps.append(time.perf_counter() - t)
-        return painted, laid_out, meter.longest_ms, steps
+        return painted, laid_out, meter.longest_ms, steps, window.after_paint_stall_ms
     finally:
         close_window(window, services)
 
@@ -236,6 +247,8 @@ def main() -> int:
     chat = long_chat(args.runs, args.messages)
     rows.append((f"open a {args.messages}-message chat (painted)", f"{chat['open_ms']:.0f} ms",
                  f"at the bottom, laid out: {chat['at_bottom_ms']:.0f} ms; longest stall {chat['open_gap_ms']:.0f} ms"))
+    rows.append(("longest UI stall after the first paint, until every page is built",
+                 f"{chat['start_stall_ms']:.0f} ms", "other issues' pages (Models) are built then"))
     rows.append(("scroll it, one step + repaint", f"{chat['scroll_step_ms']:.1f} ms",
                  f"worst {chat['scroll_worst_ms']:.1f} ms"))
     streams = {}
@@ -245,6 +258,10 @@ def main() -> int:
         rows.append((f"longest UI gap while streaming, host {threads} thread(s)", f"{s['longest_gap_ms']:.1f} ms",
                      f"worst {s['worst_gap_ms']:.1f} ms; {s['tokens_per_s']:.0f} tokens/s; "
                      f"{s['tokens_per_view_update']:.1f} tokens per view update"))
+    history = 40 if args.smoke else 300
+    s = streaming_stalls(max(1, cores - 1), args.runs, args.tokens, history=history)
+    rows.append((f"the same at the end of a {history}-message chat", f"{s['longest_gap_ms']:.1f} ms",
+                 f"worst {s['worst_gap_ms']:.1f} ms (the first turn lays the whole chat out again)"))
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'median':>9}  detail   ({cores} cores, {args.runs} run(s), {args.tokens} tokens)")
     for name, value, detail in rows:

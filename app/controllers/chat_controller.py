@@ -17,7 +17,7 @@ from engine.chat import export, presets
 from engine.chat.presets import Preset
 from engine.errors import EmberError, InvalidInput, NotFound
 from engine.runtime.sampling import Sampling
-from engine.store.chats import Session
+from engine.store.chats import Message, Session
 
 
 class ChatController(QObject):
@@ -35,6 +35,7 @@ class ChatController(QObject):
         self.chats = services.chats
         self.session_id: int | None = None
         self.search_text = ""
+        self.items: list[DisplayMessage] = []  # the shown branch, as last sent to the view
         self.busy = lambda: False  # set by the window: True while a reply streams
 
     # --- the list -------------------------------------------------------------------------------
@@ -158,7 +159,39 @@ class ChatController(QObject):
         return items
 
     def reload_branch(self) -> None:
-        self.branch_loaded.emit(self.branch_items())
+        self._show(self.branch_items())
+
+    def _show(self, items: list[DisplayMessage]) -> None:
+        self.items = items
+        self.branch_loaded.emit(items)
+
+    def _display(self, message: Message) -> DisplayMessage:
+        siblings = [m.id for m in self.chats.children(message.session_id, message.parent_id)]
+        return DisplayMessage(message, siblings.index(message.id) + 1, len(siblings))
+
+    def show_new_reply(self, reply_id: int) -> None:
+        """Show a reply that was just written (and the prompt above it, when that is new too) without
+        reading the whole branch again: what a long chat needs at the start of every turn."""
+        shown = {item.id: row for row, item in enumerate(self.items)}
+        chain = [self.chats.get_message(reply_id)]
+        while chain[0].parent_id is not None and chain[0].parent_id not in shown and len(chain) < 3:
+            chain.insert(0, self.chats.get_message(chain[0].parent_id))
+        parent = chain[0].parent_id
+        if parent is not None and parent not in shown or chain[0].session_id != self.session_id:
+            self.reload_branch()  # not a continuation of what is shown
+            return
+        keep = shown[parent] + 1 if parent is not None else 0
+        self._show(self.items[:keep] + [self._display(m) for m in chain])
+
+    def refresh_message(self, message_id: int) -> None:
+        """Show the saved state of one message (a reply that just ended) in place."""
+        rows = [row for row, item in enumerate(self.items) if item.id == message_id]
+        if not rows:
+            return
+        items = list(self.items)
+        old = items[rows[0]]
+        items[rows[0]] = DisplayMessage(self.chats.get_message(message_id), old.sibling_index, old.sibling_count)
+        self._show(items)
 
     def switch_branch(self, message_id: int, step: int) -> None:
         """Show the previous (-1) or next (+1) version of a message, with its newest replies."""

@@ -155,7 +155,7 @@ class ReplyController(QObject):
         worker.error.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._stream, self._streaming_id = worker, pending.assistant_message_id
-        self.chat.reload_branch()
+        self.chat.show_new_reply(pending.assistant_message_id)
         self.chat.refresh_sessions()
         self.turn_started.emit(pending.assistant_message_id)
         self.generating_changed.emit(True)
@@ -185,10 +185,13 @@ class ReplyController(QObject):
     def _on_finished(self) -> None:
         self._flush()
         self._flush_timer.stop()
+        finished_id = self._streaming_id
         self._stream, self._streaming_id = None, None
         self.generating_changed.emit(False)
-        self.chat.reload_branch()
-        self.chat.refresh_sessions()
+        try:
+            self.chat.refresh_message(finished_id)  # the saved text, status and stats, in place
+        except EmberError:  # gone (an overflow removes the reply it had started)
+            self.chat.reload_branch()
 
     # --- the context budget, as the user types ----------------------------------------------------
     def request_budget(self, draft: str = "") -> None:
