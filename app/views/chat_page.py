@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QMessageBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
@@ -157,6 +157,8 @@ class ChatPage(QWidget):
     def _choose_session(self, session_id: int, hit_message_id) -> None:
         self.settings.flush()
         self.chat.select(session_id, hit_message_id)
+        if self.chat.session_id != session_id:  # refused (a reply is streaming): the list shows the chat still open
+            QTimer.singleShot(0, self, lambda: self.sessions.mark_current(self.chat.session_id))
 
     def new_chat(self) -> None:
         self.settings.flush()

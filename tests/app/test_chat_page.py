@@ -221,3 +221,18 @@ def test_tab_order_goes_through_the_page_in_reading_order(window):
                 "sendButton", "presetCombo", "systemPromptEdit", "temperatureSpin", "contextLengthSpin"]
     positions = [order.index(name) for name in expected]
     assert positions == sorted(positions), order
+
+
+def test_a_refused_switch_while_a_reply_streams_keeps_the_list_on_the_open_chat(window, qtbot):
+    page, repo = window.chat_page, window.services.chats
+    other = repo.create_session("Other").id
+    shown = repo.create_session("Shown").id
+    window.chat.select(shown)
+    window.chat.busy = lambda: True  # as while a reply streams
+    sessions = page.sessions
+    qtbot.mouseClick(sessions.list.viewport(), Qt.MouseButton.LeftButton,
+                     pos=sessions.list.visualRect(sessions.model.index(sessions.model.row_of(other))).center())
+    assert window.chat.session_id == shown
+    shown_row = sessions.model.row_of(shown)
+    qtbot.waitUntil(lambda: sessions.list.currentIndex().row() == shown_row, timeout=3000)
+    assert [i.row() for i in sessions.list.selectionModel().selectedIndexes()] == [shown_row]
