@@ -73,6 +73,22 @@ def open_home(paths: EmberPaths):
     return lock, services
 
 
+def launched_from_desktop() -> bool:
+    """A real screen and no terminal to read stderr: a refusal must also be said in a dialog."""
+    if os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal", "vnc"):
+        return False
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    return not (sys.stderr and sys.stderr.isatty())
+
+
+def tell_in_a_dialog(error: EmberError) -> None:
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 - a dialog needs one
+    QMessageBox.warning(None, "Ember", f"{error.message}\n\n{error.hint}")
+
+
 def _report_first_paint(window, app) -> None:
     elapsed = time.perf_counter() - STARTED_AT
     log.info("first paint %.3f s after start-up began", elapsed)
@@ -97,6 +113,8 @@ def run_window(debug: bool = False, on_window: Callable | None = None) -> int:
         log.warning("not starting: %s", error.message)
         sys.stderr.write(f"ember: {error.message}\n{error.hint}\n")
         crash_log.close()
+        if launched_from_desktop():
+            tell_in_a_dialog(error)
         return 1
     try:
         from PySide6.QtCore import QTimer

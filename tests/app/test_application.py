@@ -3,6 +3,7 @@ should, refuses a second start on the same home, and tidies what a crash left.""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -10,7 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QMessageBox
 
+import app.application as application
 from app.application import open_home
 from engine.errors import HomeLocked
 from engine.paths import EmberPaths
@@ -71,3 +74,16 @@ def test_open_home_recovers_streaming_replies_and_empties_the_bin(ember_home):
     finally:
         services.close()
         lock.release()
+
+
+def test_a_refusal_is_also_a_dialog_when_started_from_a_desktop(monkeypatch, qapp):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert not application.launched_from_desktop()  # tests, CI: stderr only
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    assert application.launched_from_desktop()
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, title, text: shown.append((title, text)))
+    application.tell_in_a_dialog(HomeLocked("/x is in use by the Ember window."))
+    assert shown == [("Ember", "/x is in use by the Ember window.\n\n" + HomeLocked.default_hint)]
