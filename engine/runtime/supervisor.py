@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -260,10 +261,13 @@ class RuntimeHost:
             if pattern.search(tail):
                 raise error_class(f"{message} ({_last_meaningful_line(tail)})",
                                   log_path=str(self.log_path) if self.log_path else None)
-        detail = _last_meaningful_line(tail) or f"exit code {code}"
         error_class = HostStartFailed if not self.info else HostDied
-        raise error_class(f"The model process stopped: {detail}",
-                          log_path=str(self.log_path) if self.log_path else None)
+        log_path = str(self.log_path) if self.log_path else None
+        if code is not None and code < 0:
+            message, hint = _signal_words(-code)
+            raise error_class(f"The model process stopped: {message}", hint, log_path=log_path)
+        detail = _last_meaningful_line(tail) or f"exit code {code}"
+        raise error_class(f"The model process stopped: {detail}", log_path=log_path)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close stdin (the host exits by itself), then terminate, then kill."""
@@ -293,6 +297,26 @@ class RuntimeHost:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+CRASH_SIGNALS = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"}
+
+
+def _signal_words(number: int) -> tuple[str, str | None]:
+    """What a death by signal means to the user, and what to do (None: the error's usual hint)."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    if name in CRASH_SIGNALS:
+        return (f"llama.cpp crashed ({name}).",
+                "Load the model again. If every model crashes on its first reply, this llama.cpp build uses "
+                "CPU features this machine cannot run: rebuild it as the README says under “If llama.cpp "
+                "crashes”.")
+    if name == "SIGKILL":
+        return ("it was killed (SIGKILL: out of memory, or stopped from outside Ember).",
+                "Load the model again; if memory is short, pick a smaller context or a smaller model.")
+    return f"it was stopped by {name}.", None
 
 
 def _last_meaningful_line(text: str) -> str:

@@ -143,15 +143,31 @@ def test_token_is_not_on_the_command_line(shared_host):
     assert shared_host.token not in cmdline
 
 
-def test_killed_host_gives_typed_error_and_a_new_host_starts(smollm2_path, tmp_path):
-    settings = HostSettings(model_path=str(smollm2_path), context_length=512, gpu_layers=0, threads=1)
-    with RuntimeHost(settings, log_dir=tmp_path) as host:
+def error_after_the_host_gets(sig: signal.Signals, model_path, log_dir) -> HostDied:
+    """Start a host, send its process `sig`, and return the error the next request raises."""
+    settings = HostSettings(model_path=str(model_path), context_length=512, gpu_layers=0, threads=1)
+    with RuntimeHost(settings, log_dir=log_dir) as host:
         client = host.client()
-        os.kill(host.pid, signal.SIGKILL)
+        os.kill(host.pid, sig)
         host._process.wait(timeout=10)
         with pytest.raises(HostDied) as info:
             collect(client.stream_chat(HELLO, Sampling(max_tokens=4)))
-        assert info.value.message and info.value.hint
+    return info.value
+
+
+@pytest.mark.parametrize("sig, says, hint", [
+    (signal.SIGKILL, "killed (SIGKILL", "memory"),
+    # a segfault, as llama.cpp built for CPU features a VM cannot run gives: named, with the fix
+    (signal.SIGSEGV, "llama.cpp crashed (SIGSEGV)", "If llama.cpp crashes"),
+])
+def test_a_dead_host_is_a_typed_error_that_says_why(smollm2_path, tmp_path, sig, says, hint):
+    error = error_after_the_host_gets(sig, smollm2_path, tmp_path)
+    assert says in error.message and hint in error.hint
+
+
+def test_a_new_host_starts_after_one_was_killed(smollm2_path, tmp_path):
+    error_after_the_host_gets(signal.SIGKILL, smollm2_path, tmp_path)
+    settings = HostSettings(model_path=str(smollm2_path), context_length=512, gpu_layers=0, threads=1)
     with RuntimeHost(settings, log_dir=tmp_path) as again:
         text, stats = collect(again.client().stream_chat(HELLO, Sampling(max_tokens=4)))
         assert stats.completion_tokens > 0
