@@ -5,20 +5,13 @@ from __future__ import annotations
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from engine.hub.library import LibraryEntry
+from engine.hub.progress_text import human_size
 
 EntryRole = Qt.ItemDataRole.UserRole + 1
 PathRole = Qt.ItemDataRole.UserRole + 2
 
 SOURCE_WORDS = {"starter": "starter model", "hub": "downloaded", "folder": "from a folder", "added": "opened"}
 
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit in ("B", "KB") else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
 
 
 def label(entry: LibraryEntry) -> str:

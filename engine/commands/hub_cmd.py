@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 import time
 
-from engine.commands.output import human_size, print_json
+from engine.commands.output import print_json
 from engine.errors import InvalidInput, NotFound
+from engine.hub.progress_text import human_size
 from engine.hub.search import SORTS
 
 CONTEXT_FOR_FIT = 4096

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from engine.commands.output import human_size, print_json
+from engine.commands.output import print_json
 from engine.hub.inspect import estimate_memory, inspect_gguf
+from engine.hub.progress_text import human_size
 
 DEFAULT_CONTEXT = 4096
 

@@ -29,10 +29,3 @@ def report_error(error: EmberError, as_json: bool) -> int:
     return EXIT_ERROR
 
 
-def human_size(num_bytes: float) -> str:
-    value = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"

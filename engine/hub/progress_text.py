@@ -7,6 +7,7 @@ from collections import deque
 
 
 def human_size(num_bytes: float) -> str:
+    """Decimal units, as disks and the Hub count them (1 GB = 10^9 bytes)."""
     value = float(num_bytes)
     for unit in ("B", "KB", "MB", "GB"):
         if abs(value) < 1000:
