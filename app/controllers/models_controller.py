@@ -1,0 +1,230 @@
+"""The Models page's controller: Hub search and detail, fit estimates, the download queue, the library.
+
+Every Hub call and every download runs on a worker; each download has its own thread. The queue's
+sidecar files are its state, so downloads left unfinished by a crash resume when the window opens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from app.services import Services
+from app.workers import Worker, WorkerRunner
+from engine.errors import EmberError
+from engine.hub.client import current_endpoint
+from engine.hub.download import DownloadOptions
+from engine.hub.files import GgufFile
+from engine.hub.fit import FitEstimate, estimate_fit, speed_calibration
+from engine.hub.library import LibraryEntry
+from engine.hub.queue import DownloadQueue, QueueItem
+from engine.hub.search import repo_detail, search_models
+from engine.jobs import Progress
+from engine.store.models_repo import ModelRepository
+
+
+@dataclass(frozen=True)
+class FileChoice:
+    """A file of the shown repo with what it would mean on this machine."""
+
+    file: GgufFile
+    fit: FitEstimate | None
+
+
+@dataclass(frozen=True)
+class DownloadRow:
+    item: QueueItem
+    progress: Progress | None = None
+
+
+def _machine(paths):
+    """The machine description and memory bandwidth used by the fit estimates (measured once, cached)."""
+    from engine.runtime.bandwidth import memory_bandwidth
+    from engine.runtime.hardware import probe_hardware
+
+    hw = probe_hardware()
+    return hw, memory_bandwidth(paths)
+
+
+class ModelsController(QObject):
+    results_ready = Signal(object)  # list[ModelSummary]
+    detail_ready = Signal(object, object)  # RepoDetail, list[FileChoice]
+    downloads_changed = Signal(object)  # list[DownloadRow]
+    download_progress = Signal(object)  # DownloadRow
+    library_changed = Signal(object)  # list[LibraryEntry]
+    busy = Signal(str)  # what is being fetched ("" when idle)
+    error = Signal(object)  # EmberError
+    notice = Signal(str)
+
+    def __init__(self, services: Services, runner: WorkerRunner, parent=None,
+                 options: DownloadOptions | None = None) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.runner = runner
+        self.endpoint = current_endpoint()
+        self.queue = DownloadQueue(services.paths, self.endpoint, options=options)
+        self._machine = None
+        self._detail = None
+        self._workers: dict[str, Worker] = {}
+
+    # --- search and detail --------------------------------------------------------------------
+    def search(self, query: str, sort: str = "downloads") -> None:
+        self.busy.emit(f"Searching for “{query}”…")
+        worker = Worker(search_models, query, endpoint=self.endpoint, sort=sort, limit=40)
+        worker.result.connect(self.results_ready)
+        worker.error.connect(self.error)
+        worker.finished.connect(lambda: self.busy.emit(""))
+        self.runner.start(worker)
+
+    def show_repo(self, repo_id: str, context_length: int) -> None:
+        self.busy.emit(f"Opening {repo_id}…")
+        worker = Worker(self._detail_job, repo_id, context_length)
+        worker.result.connect(self._on_detail)
+        worker.error.connect(self.error)
+        worker.finished.connect(lambda: self.busy.emit(""))
+        self.runner.start(worker)
+
+    def refit(self, context_length: int) -> None:
+        """Recompute the fit of the shown files for another context length."""
+        if self._detail is not None:
+            self.show_repo(self._detail.summary.repo_id, context_length)
+
+    def _detail_job(self, repo_id: str, context_length: int):
+        detail = repo_detail(repo_id, endpoint=self.endpoint)
+        if self._machine is None:
+            self._machine = _machine(self.services.paths)
+        hw, bandwidth = self._machine
+        calibration = speed_calibration(self.services.paths, hw.backend)
+        choices = []
+        conn = self.services.connect()
+        try:
+            for file in detail.files:
+                try:
+                    fit = estimate_fit(hw, context_length, file_size=file.size, quantization=file.quantization,
+                                       bandwidth=bandwidth, calibration=calibration,
+                                       measured_tps=self._measured_speed(conn, repo_id, file))
+                except (EmberError, ValueError):
+                    fit = None
+                choices.append(FileChoice(file, fit))
+        finally:
+            conn.close()
+        return detail, choices
+
+    def _measured_speed(self, conn, repo_id: str, file: GgufFile) -> float | None:
+        """The tokens/s seen in chat with this very file, when it was downloaded and used before."""
+        try:
+            dest = self.services.paths.model_destination(repo_id, file.parts[0].path)
+        except EmberError:
+            return None
+        row = ModelRepository(conn).get(str(dest))
+        return row.measured_tps if row else None
+
+    @property
+    def machine_summary(self) -> str:
+        return self._machine[0].summary if self._machine else "not probed yet"
+
+    def _on_detail(self, value) -> None:
+        self._detail, choices = value
+        self.detail_ready.emit(self._detail, choices)
+
+    # --- downloads ----------------------------------------------------------------------------
+    def download(self, choice: FileChoice) -> None:
+        repo_id = self._detail.summary.repo_id if self._detail else None
+        if repo_id is None:
+            return
+        try:
+            for part in choice.file.parts:
+                item = self.queue.enqueue(repo_id, part.path, sha256=part.sha256, size=part.size)
+                self._start(item.key)
+        except EmberError as error:
+            self.error.emit(error)
+        self.refresh_downloads()
+
+    def resume_unfinished(self) -> None:
+        """At start: continue what a closed or killed Ember left downloading."""
+        for item in self.queue.to_resume():
+            self._start(item.key)
+        self.refresh_downloads()
+
+    def resume(self, key: str) -> None:
+        try:
+            self.queue.resume(key)  # paused or failed → queued; the part on disk is kept
+        except EmberError as error:
+            self.error.emit(error)
+            return
+        self._start(key)
+        self.refresh_downloads()
+
+    def pause(self, key: str) -> None:
+        self.queue.pause(key)
+        self.refresh_downloads()
+
+    def remove(self, key: str) -> None:
+        self.queue.remove(key)
+        self.refresh_downloads()
+
+    def _start(self, key: str) -> None:
+        if key in self._workers:
+            return
+        worker = Worker(self.queue.run, key)
+        worker.kwargs["cancel"] = worker.cancel  # pausing, or closing the window, stops it (the part is kept)
+        worker.progress.connect(lambda p, key=key: self._on_progress(key, p))
+        worker.result.connect(lambda path: self._on_downloaded(path))
+        worker.error.connect(self.error)
+        worker.finished.connect(lambda key=key: self._on_download_finished(key))
+        self._workers[key] = worker
+        self.runner.start(worker, long=True)
+
+    def _on_progress(self, key: str, progress: Progress) -> None:
+        try:
+            self.download_progress.emit(DownloadRow(self.queue.get(key), progress))
+        except EmberError:
+            pass
+
+    def _on_downloaded(self, path) -> None:
+        if path:
+            self.notice.emit(f"{Path(path).name} is downloaded and verified.")
+            self.refresh_library()
+
+    def _on_download_finished(self, key: str) -> None:
+        self._workers.pop(key, None)
+        self.refresh_downloads()
+
+    def refresh_downloads(self) -> None:
+        self.downloads_changed.emit([DownloadRow(item) for item in self.queue.items()])
+
+    def cancel_all(self) -> None:
+        for worker in list(self._workers.values()):
+            worker.cancel.cancel()
+
+    # --- library ------------------------------------------------------------------------------
+    def _library(self):
+        return self.services.library(self.services.conn)
+
+    def refresh_library(self) -> list[LibraryEntry]:
+        entries = self._library().scan()
+        self.library_changed.emit(entries)
+        return entries
+
+    def add_file(self, path: str) -> None:
+        try:
+            self._library().add_file(Path(path))
+        except EmberError as error:
+            self.error.emit(error)
+        self.refresh_library()
+
+    def add_folder(self, path: str) -> None:
+        try:
+            self._library().add_folder(Path(path))
+        except EmberError as error:
+            self.error.emit(error)
+        self.refresh_library()
+
+    def delete(self, entry: LibraryEntry) -> None:
+        try:
+            self._library().remove(entry, delete_file=entry.source == "hub")
+        except EmberError as error:
+            self.error.emit(error)
+        self.refresh_library()

@@ -1,0 +1,135 @@
+"""The Models page driven as a user would, against the stand-in Hub: search, pick, download, pause,
+resume, find it in the library, chat with it."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit, QPushButton, QTableView
+
+from app.models.rows_table_model import ProgressRole
+from app.services import Services
+from app.views.main_window import MainWindow
+from app.views.models_page import DOWNLOAD_COLUMNS, ModelsPage
+from engine.paths import EmberPaths
+from engine.store.models_repo import ModelRepository
+from tests.e2e.conftest import click, rows, set_sampling, type_and_send
+from tests.support.hub_fixtures import SMOL_FILE, SMOL_REPO, hub_server, known_bandwidth  # noqa: F401
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def window(qtbot, ember_home, hub_server, known_bandwidth):  # noqa: F811
+    services = Services(EmberPaths(ember_home).ensure())
+    win = MainWindow(services)
+    qtbot.addWidget(win)
+    win.show()
+    win.nav.setCurrentRow(1)
+    yield win
+    win.close()
+    services.close()
+
+
+def column(view: QTableView, header: str) -> list[str]:
+    model = view.model()
+    col = next(c for c in range(model.columnCount()) if model.headerData(c, Qt.Orientation.Horizontal) == header)
+    return [model.index(r, col).data() for r in range(model.rowCount())]
+
+
+def search_and_open(qtbot, page, query: str):
+    edit = page.findChild(QLineEdit, "hubSearchEdit")
+    qtbot.keyClicks(edit, query)
+    with qtbot.waitSignal(page.controller.results_ready, timeout=20000):
+        qtbot.mouseClick(page.findChild(QPushButton, "hubSearchButton"), Qt.MouseButton.LeftButton)
+    results = page.findChild(QTableView, "hubResults")
+    with qtbot.waitSignal(page.controller.detail_ready, timeout=30000):
+        results.selectRow(0)
+    return results
+
+
+def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2_path):  # noqa: F811
+    page = window.findChild(ModelsPage, "modelsPage")
+    results = search_and_open(qtbot, page, "SmolLM2")
+    author, name = SMOL_REPO.split("/")
+    assert column(results, "Model") == [name] and column(results, "Author") == [author]
+    assert "tiny" in page.card_view.toPlainText()
+    files = page.findChild(QTableView, "hubFiles")
+    names = column(files, "File")
+    assert SMOL_FILE in names and len(names) == 4
+    fits = column(files, "On this machine")
+    assert all(f and f != "unknown" for f in fits)
+    assert all("tokens/s" in s for s in column(files, "Speed"))
+
+    assert "cores" in page.machine_label.text() and "RAM free" in page.machine_label.text()
+
+    files.selectRow(names.index(SMOL_FILE))
+    assert SMOL_FILE in page.download_button.text()
+    with qtbot.waitSignal(page.controller.library_changed, timeout=60000,
+                          check_params_cb=lambda entries: any(e.name == SMOL_FILE for e in entries)):
+        qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
+    downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
+    assert hashlib.sha256(downloaded.read_bytes()).hexdigest() == hashlib.sha256(smollm2_path.read_bytes()).hexdigest()
+    qtbot.waitUntil(lambda: column(page.downloads_view, "State") == ["done"], timeout=5000)
+
+    library = page.findChild(QTableView, "libraryView")
+    sources = column(library, "Source")
+    assert any(s.startswith("hub") for s in sources)
+    library.selectRow(next(i for i, s in enumerate(sources) if s.startswith("hub")))
+    with qtbot.waitSignal(window.models.loaded, timeout=60000):
+        qtbot.mouseClick(page.findChild(QPushButton, "openInChatButton"), Qt.MouseButton.LeftButton)
+    assert window.services.model.entry.path == str(downloaded)
+    assert window.nav.currentRow() == 0
+
+    # the first chat measures the speed; the Models page then shows it instead of the estimate
+    click(qtbot, window, "newChatButton")
+    set_sampling(window, max_tokens=48, temperature=0.7)
+    type_and_send(qtbot, window, "Write a long story about a cat who sails around the world.")
+    assert rows(window)[-1].message.stats.completion_tokens >= 32
+    repo = ModelRepository(window.services.conn)
+    qtbot.waitUntil(lambda: (repo.get(str(downloaded)).measured_tps or 0) > 0, timeout=30000)
+    window.nav.setCurrentRow(1)
+    page.controller.refresh_library()
+    hub_row = next(i for i, s in enumerate(column(library, "Source")) if s.startswith("hub"))
+    assert column(library, "Speed")[hub_row].endswith("tokens/s (measured)")
+    with qtbot.waitSignal(page.controller.detail_ready, timeout=30000):
+        page.controller.refit(4096)
+    speeds = dict(zip(column(files, "File"), column(files, "Speed"), strict=True))
+    assert speeds[SMOL_FILE].endswith("(measured)")
+    assert all("measured" not in s for name, s in speeds.items() if name != SMOL_FILE)
+
+
+def test_pause_and_resume_keep_the_bytes(qtbot, window, hub_server, smollm2_path):  # noqa: F811
+    page = window.findChild(ModelsPage, "modelsPage")
+    hub_server.faults.rate = 4_000_000  # slow enough to pause half way
+    search_and_open(qtbot, page, "SmolLM2")
+    files = page.findChild(QTableView, "hubFiles")
+    files.selectRow(column(files, "File").index(SMOL_FILE))
+    with qtbot.waitSignal(page.controller.download_progress, timeout=20000,
+                          check_params_cb=lambda row: row.progress is not None and row.progress.done > 2_000_000):
+        qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
+    page.downloads_view.selectRow(0)
+    qtbot.mouseClick(page.findChild(QPushButton, "pauseDownloadButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: column(page.downloads_view, "State") == ["paused"], timeout=10000)
+    progress_cell = page.downloads_model.index(0, [c.header for c in DOWNLOAD_COLUMNS].index("Progress"))
+    assert 0.02 < progress_cell.data(ProgressRole) < 1  # the bar shows the part kept on disk
+    hub_server.faults.rate = None
+    page.downloads_view.selectRow(0)
+    with qtbot.waitSignal(page.controller.library_changed, timeout=60000,
+                          check_params_cb=lambda entries: any(e.name == SMOL_FILE for e in entries)):
+        qtbot.mouseClick(page.findChild(QPushButton, "resumeDownloadButton"), Qt.MouseButton.LeftButton)
+    assert max(hub_server.stats.range_starts) > 2_000_000  # resumed where it stopped, not from zero
+    downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
+    assert downloaded.read_bytes() == smollm2_path.read_bytes()
+
+
+def test_hub_errors_are_readable(qtbot, window, hub_server):  # noqa: F811
+    page = window.findChild(ModelsPage, "modelsPage")
+    hub_server.faults.api_status = 403  # (a 500 is retried by huggingface_hub for ~20 s first)
+    qtbot.keyClicks(page.findChild(QLineEdit, "hubSearchEdit"), "anything")
+    with qtbot.waitSignal(page.controller.error, timeout=20000) as blocker:
+        qtbot.mouseClick(page.findChild(QPushButton, "hubSearchButton"), Qt.MouseButton.LeftButton)
+    error = blocker.args[0]
+    assert error.message and error.hint and "Traceback" not in error.message
