@@ -18,8 +18,10 @@ from app.workers import Worker, WorkerRunner
 from engine.chat.budget import ContextBudget, ContextOverflow, measure_budget
 from engine.chat.conversation import PendingReply, to_host_messages
 from engine.errors import EmberError, HostDied, InvalidInput
-from engine.jobs import CancelToken, TokenEvent
+from engine.hub.fit import MIN_TOKENS_TO_LEARN, learn_from_reply
+from engine.jobs import CancelToken, GenerationStats, TokenEvent
 from engine.runtime.sampling import Sampling
+from engine.store.models_repo import ModelRepository
 
 FRAME_MS = 25
 NO_MODEL = EmberError("No model is loaded.", "Pick a model at the top of the chat and press Load.")
@@ -166,8 +168,27 @@ class ReplyController(QObject):
         if event.stats is not None:
             self._flush()
             self.reply_finished.emit(event.stats)
+            self._learn_speed(event.stats)
         elif event.text:
             self._buffer.append(event.text)
+
+    def _learn_speed(self, stats: GenerationStats) -> None:
+        """Teach the Models page's speed estimate what this reply measured (a short worker)."""
+        model = self.services.model
+        if not model.ready or model.host.model_info is None or stats.completion_tokens < MIN_TOKENS_TO_LEARN:
+            return
+        host = model.host
+        args = (str(host.settings.model_path), host.model_info, int(host.info.get("gpu_layers") or 0),
+                model.context_length or host.settings.context_length, stats.completion_tokens, stats.tokens_per_s)
+        # a failure is only logged: an estimate that stays uncalibrated is not worth a dialog
+        self.runner.start(Worker(self._learn_speed_job, *args))
+
+    def _learn_speed_job(self, *args) -> None:
+        conn = self.services.connect()
+        try:
+            learn_from_reply(self.services.paths, ModelRepository(conn), *args)
+        finally:
+            conn.close()
 
     def _flush(self) -> None:
         if self._buffer and self._streaming_id is not None:

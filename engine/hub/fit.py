@@ -96,7 +96,8 @@ class FitEstimate:
         if not self.tokens_per_s or not self.fits:
             return "-"
         word = {"measured": "measured", "calibrated": "estimate, calibrated"}.get(self.speed_source, "estimate")
-        return f"≈ {self.tokens_per_s:.0f} tokens/s ({word})"
+        digits = 1 if self.tokens_per_s < 10 else 0
+        return f"≈ {self.tokens_per_s:.{digits}f} tokens/s ({word})"
 
     def to_dict(self) -> dict:
         return {"fit": self.kind, "label": self.label, "gpu_layers": self.gpu_layers,
@@ -185,3 +186,28 @@ def record_measured_speed(paths: EmberPaths, measured_tps: float, predicted_tps:
 
     update_settings(paths.settings, change)
     return result["ratio"]
+
+
+MIN_TOKENS_TO_LEARN = 32  # a shorter reply measures start-up more than decoding speed
+
+
+def learn_from_reply(paths: EmberPaths, models_repo, model_path: str, info: ModelInfo, gpu_layers: int,
+                     context_length: int, completion_tokens: int, tokens_per_s: float | None, *,
+                     hw: HardwareInfo | None = None, bandwidth: float | None = None) -> float | None:
+    """After a chat reply: keep the model's measured tokens/s and calibrate this machine's estimates by
+    comparing it with what `estimate_fit` would have predicted for the same model and GPU layers.
+    Returns the new calibration ratio, or None when the reply was too short to measure anything."""
+    if completion_tokens < MIN_TOKENS_TO_LEARN or not tokens_per_s:
+        return None
+    if hw is None:
+        from engine.runtime.hardware import probe_hardware
+        hw = probe_hardware()
+    if bandwidth is None:
+        from engine.runtime.bandwidth import memory_bandwidth
+        bandwidth = memory_bandwidth(paths)
+    shape = shape_from_info(info, context_length)
+    layers = shape.layers + 1
+    share = 1.0 if gpu_layers < 0 else min(1.0, gpu_layers / layers)
+    predicted = predict_tokens_per_s(shape.weights, share, hw, bandwidth)
+    return record_measured_speed(paths, tokens_per_s, predicted, hw.backend, model_path=model_path,
+                                 models_repo=models_repo)

@@ -38,6 +38,14 @@ class HardwareInfo:
     physical_cores: int | None = None
 
     @property
+    def summary(self) -> str:
+        """One line for people: cores, free RAM, GPUs and their free memory."""
+        gpus = ", ".join(f"{g.name} ({g.vram_free / 1e9:.1f} GB free)" for g in self.gpus) if self.gpus else "no GPU"
+        if self.gpus and not self.gpu_offload_supported:
+            gpus += " (this llama.cpp build is CPU-only)"
+        return f"{self.cpu_cores} cores, {self.ram_available / 1e9:.1f} GB of {self.ram_total / 1e9:.1f} GB RAM free, {gpus}"
+
+    @property
     def backend(self) -> str:
         """Where offloaded layers would go: CPU, CUDA or Metal."""
         if self.gpu_offload_supported and self.gpus:

@@ -87,6 +87,15 @@ def test_apple_silicon_shares_its_memory():
     assert choose_gpu_layers(big_model(), mac, 4096) == 33
 
 
+def test_summary_names_cores_memory_and_gpus():
+    cpu = HardwareInfo(8, 16 * 10**9, 9 * 10**9)
+    assert cpu.summary == "8 cores, 9.0 GB of 16.0 GB RAM free, no GPU"
+    cuda = HardwareInfo(8, 16 * 10**9, 9 * 10**9, True, [GpuInfo("RTX 4070", 12 * 10**9, 11 * 10**9, "cuda")])
+    assert cuda.summary.endswith("RTX 4070 (11.0 GB free)")
+    no_offload = HardwareInfo(8, 16 * 10**9, 9 * 10**9, False, [GpuInfo("RTX 4070", 12 * 10**9, 11 * 10**9, "cuda")])
+    assert "CPU-only" in no_offload.summary
+
+
 def test_meminfo_parser():
     text = "MemTotal:       16318412 kB\nMemFree:         1000000 kB\nMemAvailable:    8000000 kB\nCached: 5 kB\n"
     assert parse_meminfo(text) == (16318412 * 1024, 8000000 * 1024)

@@ -11,6 +11,7 @@ from engine.hub.fit import (
     EFFICIENCY,
     estimate_fit,
     guess_shape,
+    learn_from_reply,
     predict_tokens_per_s,
     record_measured_speed,
     speed_calibration,
@@ -110,6 +111,27 @@ def test_measured_speed_calibrates_later_estimates(ember_home):
     measured = estimate_fit(machine(16), 4096, file_size=MISTRAL_Q4, quantization="Q4_K_M", bandwidth=20 * GB,
                             measured_tps=7.5)
     assert measured.tokens_per_s == 7.5 and "measured" in measured.speed_label
+
+
+def test_a_reply_teaches_the_estimate_of_its_model(ember_home, smollm2_path):
+    paths = EmberPaths(ember_home)
+    conn = connect(paths.db)
+    repo = ModelRepository(conn)
+    repo.upsert(str(smollm2_path), smollm2_path.stat().st_size, 1.0, "added")
+    info = inspect_gguf(smollm2_path)
+    cpu = machine(16)
+    shape_weights = estimate_memory(info, 2048).weights
+    predicted = predict_tokens_per_s(shape_weights, 0.0, cpu, 10 * GB)
+    short = learn_from_reply(paths, repo, str(smollm2_path), info, 0, 2048, completion_tokens=5,
+                             tokens_per_s=50.0, hw=cpu, bandwidth=10 * GB)
+    assert short is None and speed_calibration(paths, cpu.backend) == 1.0  # too short to measure
+    ratio = learn_from_reply(paths, repo, str(smollm2_path), info, 0, 2048, completion_tokens=128,
+                             tokens_per_s=predicted / 2, hw=cpu, bandwidth=10 * GB)
+    assert ratio == pytest.approx(0.5)
+    assert repo.get(str(smollm2_path)).measured_tps == pytest.approx(predicted / 2)
+    later = estimate_fit(cpu, 2048, info=info, bandwidth=10 * GB, calibration=speed_calibration(paths, cpu.backend))
+    assert later.tokens_per_s == pytest.approx(predicted / 2)  # the next estimate of this model is what was seen
+    conn.close()
 
 
 def test_bandwidth_is_measured_once_and_cached(ember_home):
