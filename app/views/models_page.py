@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.controllers.models_controller import DownloadRow, FileChoice, ModelsController
+from app.models.model_list_model import SOURCE_WORDS
 from app.models.rows_table_model import Column, RowsTableModel
 from app.views.progress_delegate import ProgressDelegate
 from app.views.widgets import named
@@ -34,6 +35,10 @@ from engine.hub.progress_text import human_size
 
 def _count(n: int) -> str:
     return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.1f} k" if n >= 1e3 else str(n)
+
+
+def _parameters(n: int) -> str:
+    return f"{n / 1e9:.1f} B" if n >= 1e9 else f"{n / 1e6:.0f} M"
 
 
 def _progress_text(row: DownloadRow) -> str:
@@ -90,13 +95,13 @@ DOWNLOAD_COLUMNS = [
 LIBRARY_COLUMNS = [
     Column("Model", lambda e: e.name, tooltip=lambda e: e.path),
     Column("Architecture", lambda e: e.info.architecture if e.info else "-"),
-    Column("Parameters", lambda e: f"{e.info.parameters / 1e9:.2f} B" if e.info else "-", True),
+    Column("Parameters", lambda e: _parameters(e.info.parameters) if e.info else "-", True),
     Column("Quant", lambda e: e.info.quantization if e.info else "-"),
     Column("Size", lambda e: human_size(e.info.file_size) if e.info else "-", True),
     Column("Context", lambda e: str(e.info.context_length or "-") if e.info else "-", True),
     Column("Template", lambda e: ("yes" if e.info.has_chat_template else "no") if e.info else "-"),
     Column("Speed", lambda e: f"{e.measured_tps:.0f} tokens/s (measured)" if e.measured_tps else "not measured yet"),
-    Column("Source", lambda e: e.source + (f" ({e.repo_id})" if e.repo_id else "")),
+    Column("Source", lambda e: SOURCE_WORDS.get(e.source, e.source) + (f" ({e.repo_id})" if e.repo_id else "")),
     Column("Status", lambda e: e.error or "ok"),
 ]
 

@@ -76,8 +76,8 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
 
     library = page.findChild(QTableView, "libraryView")
     sources = column(library, "Source")
-    assert any(s.startswith("hub") for s in sources)
-    library.selectRow(next(i for i, s in enumerate(sources) if s.startswith("hub")))
+    assert any(s.startswith("downloaded") for s in sources)
+    library.selectRow(next(i for i, s in enumerate(sources) if s.startswith("downloaded")))
     with qtbot.waitSignal(window.models.loaded, timeout=60000):
         qtbot.mouseClick(page.findChild(QPushButton, "openInChatButton"), Qt.MouseButton.LeftButton)
     assert window.services.model.entry.path == str(downloaded)
@@ -92,7 +92,7 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
     qtbot.waitUntil(lambda: (repo.get(str(downloaded)).measured_tps or 0) > 0, timeout=30000)
     window.nav.setCurrentRow(1)
     page.controller.refresh_library()
-    hub_row = next(i for i, s in enumerate(column(library, "Source")) if s.startswith("hub"))
+    hub_row = next(i for i, s in enumerate(column(library, "Source")) if s.startswith("downloaded"))
     assert column(library, "Speed")[hub_row].endswith("tokens/s (measured)")
     with qtbot.waitSignal(page.controller.detail_ready, timeout=30000):
         page.controller.refit(4096)
