@@ -4,7 +4,9 @@
   with the host on cores - 1 threads (Ember's default) and on all cores;
 - opening a 1,000-message chat: time until it is painted at the bottom, and the longest UI stall
   while it lays out; then scrolling it from top to bottom;
-- process start to the first painted window (`python -m app`, no model loaded).
+- process start to the first painted window (`python -m app`, no model loaded);
+- downloads: the longest UI stall while the Models page downloads the SmolLM2 file (98 MB, hashed
+  while written) from the stand-in Hub on 127.0.0.1, at full local speed and at 20 MB/s.
 
 Times are medians over --runs runs.
 
@@ -229,6 +231,51 @@ def first_paint(runs: int) -> dict:
     return {"first_paint_s": statistics.median(times), "worst_s": max(times)}
 
 
+# --- downloads ---------------------------------------------------------------------------------------
+def download_stalls(runs: int, rate: float | None) -> dict:
+    """Longest UI gap while the Models page downloads the starter file from the stand-in Hub, from the
+    click to the file shown in the library (progress rows, verification, library scan included)."""
+    from engine.paths import starter_model
+    from tests.support.hub_fixtures import populate
+    from tests.support.hub_server import StandInHub
+
+    with populate(StandInHub().start(), starter_model()) as hub:
+        hub.faults.rate = rate
+        os.environ["HF_ENDPOINT"] = hub.url
+        try:
+            measured = [one_download() for _ in range(runs)]
+        finally:
+            os.environ.pop("HF_ENDPOINT", None)
+    gaps = [m[0] for m in measured]
+    return {"longest_gap_ms": statistics.median(gaps), "worst_gap_ms": max(gaps),
+            "seconds": statistics.median(m[1] for m in measured)}
+
+
+def one_download() -> tuple[float, float]:
+    """One download through a fresh window: (longest UI gap in ms, seconds from click to library)."""
+    from app.views.models_page import ModelsPage
+    from tests.support.hub_fixtures import SMOL_FILE, SMOL_REPO
+
+    home = Path(tempfile.mkdtemp(prefix="ember-bench-"))
+    (home / "settings.json").write_text(json.dumps({"schema_version": 1, "memory_bandwidth": {"bytes_per_s": 20e9}}))
+    window, services = open_window(home)
+    try:
+        page = window.findChild(ModelsPage, "modelsPage")
+        details, shown = [], []
+        page.controller.detail_ready.connect(lambda detail, choices: details.append(choices))
+        page.controller.library_changed.connect(lambda entries: shown.append(any(e.source == "hub" and e.name == SMOL_FILE for e in entries)))
+        page.controller.show_repo(SMOL_REPO, 4096)
+        wait_until(lambda: details)
+        choice = next(c for c in details[0] if c.file.name == SMOL_FILE)
+        start = time.perf_counter()
+        with GapMeter() as meter:
+            page.controller.download(choice)
+            wait_until(lambda: any(shown))
+        return meter.longest_ms, time.perf_counter() - start
+    finally:
+        close_window(window, services)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
@@ -262,6 +309,11 @@ def main() -> int:
     s = streaming_stalls(max(1, cores - 1), args.runs, args.tokens, history=history)
     rows.append((f"the same at the end of a {history}-message chat", f"{s['longest_gap_ms']:.1f} ms",
                  f"worst {s['worst_gap_ms']:.1f} ms (the first turn lays the whole chat out again)"))
+    for rate in (None, 20e6):
+        d = download_stalls(args.runs, rate)
+        speed = "full local speed" if rate is None else f"{rate / 1e6:.0f} MB/s"
+        rows.append((f"longest UI gap while downloading 98 MB, {speed}", f"{d['longest_gap_ms']:.1f} ms",
+                     f"worst {d['worst_gap_ms']:.1f} ms; click to library in {d['seconds']:.1f} s"))
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'median':>9}  detail   ({cores} cores, {args.runs} run(s), {args.tokens} tokens)")
     for name, value, detail in rows:

@@ -6,7 +6,7 @@ sidecar files are its state, so downloads left unfinished by a crash resume when
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -54,6 +54,7 @@ class ModelsController(QObject):
     downloads_changed = Signal(object)  # list[DownloadRow]
     download_progress = Signal(object)  # DownloadRow
     library_changed = Signal(object)  # list[LibraryEntry]
+    library_edited = Signal()  # a download, an added file or folder, a deletion: other lists rescan
     busy = Signal(str)  # what is being fetched ("" when idle)
     error = Signal(object)  # EmberError
     notice = Signal(str)
@@ -170,23 +171,24 @@ class ModelsController(QObject):
             return
         worker = Worker(self.queue.run, key)
         worker.kwargs["cancel"] = worker.cancel  # pausing, or closing the window, stops it (the part is kept)
-        worker.progress.connect(lambda p, key=key: self._on_progress(key, p))
+        try:
+            item = replace(self.queue.get(key), state="downloading", running=True)
+        except EmberError as error:
+            self.error.emit(error)
+            return
+        # progress rows are made from this item, without reading the queue's files on the UI thread
+        worker.progress.connect(lambda p, item=item: self.download_progress.emit(
+            DownloadRow(replace(item, done=int(p.done), size=int(p.total or item.size or 0) or None), p)))
         worker.result.connect(lambda path: self._on_downloaded(path))
         worker.error.connect(self.error)
         worker.finished.connect(lambda key=key: self._on_download_finished(key))
         self._workers[key] = worker
         self.runner.start(worker, long=True)
 
-    def _on_progress(self, key: str, progress: Progress) -> None:
-        try:
-            self.download_progress.emit(DownloadRow(self.queue.get(key), progress))
-        except EmberError:
-            pass
-
     def _on_downloaded(self, path) -> None:
         if path:
             self.notice.emit(f"{Path(path).name} is downloaded and verified.")
-            self.refresh_library()
+            self.refresh_library(edited=True)
 
     def _on_download_finished(self, key: str) -> None:
         self._workers.pop(key, None)
@@ -200,31 +202,34 @@ class ModelsController(QObject):
             worker.cancel.cancel()
 
     # --- library ------------------------------------------------------------------------------
-    def _library(self):
-        return self.services.library(self.services.conn)
-
-    def refresh_library(self) -> list[LibraryEntry]:
-        entries = self._library().scan()
-        self.library_changed.emit(entries)
-        return entries
+    # Scanning inspects new files and a folder may hold many: it runs on a worker, on its own connection.
+    def refresh_library(self, edited: bool = False) -> None:
+        self._run_library(None, edited=edited)
 
     def add_file(self, path: str) -> None:
-        try:
-            self._library().add_file(Path(path))
-        except EmberError as error:
-            self.error.emit(error)
-        self.refresh_library()
+        self._run_library("add_file", Path(path), edited=True)
 
     def add_folder(self, path: str) -> None:
-        try:
-            self._library().add_folder(Path(path))
-        except EmberError as error:
-            self.error.emit(error)
-        self.refresh_library()
+        self._run_library("add_folder", Path(path), edited=True)
 
     def delete(self, entry: LibraryEntry) -> None:
+        self._run_library("remove", entry, entry.source == "hub", edited=True)  # only Ember's own downloads are deleted
+
+    def _run_library(self, action: str | None, *args, edited: bool = False) -> None:
+        worker = Worker(self._library_job, action, *args)
+        worker.result.connect(self.library_changed)
+        if edited:
+            worker.result.connect(lambda _entries: self.library_edited.emit())
+        worker.error.connect(self.error)
+        self.runner.start(worker)
+
+    def _library_job(self, action: str | None, *args) -> list[LibraryEntry]:
+        """Do `action` on the library (a method name, or None), then return the scanned library."""
+        conn = self.services.connect()
         try:
-            self._library().remove(entry, delete_file=entry.source == "hub")
-        except EmberError as error:
-            self.error.emit(error)
-        self.refresh_library()
+            library = self.services.library(conn)
+            if action is not None:
+                getattr(library, action)(*args)
+            return library.scan()
+        finally:
+            conn.close()

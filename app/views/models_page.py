@@ -261,6 +261,7 @@ class ModelsPage(QWidget):
             lambda rows: _set_rows_keeping_selection(self.downloads_view, self.downloads_model, rows))
         c.download_progress.connect(self._on_download_progress)
         c.library_changed.connect(self._on_library)
+        c.library_edited.connect(self.library_changed)  # the window rescans: the Chat page's picker
         c.busy.connect(self.busy_label.setText)
         c.error.connect(self.error_shown)
         c.notice.connect(self.status_message)
@@ -318,7 +319,6 @@ class ModelsPage(QWidget):
     # --- library ------------------------------------------------------------------------------
     def _on_library(self, entries) -> None:
         _set_rows_keeping_selection(self.library_view, self.library_model, entries)
-        self.library_changed.emit()
 
     def _selected_entry(self):
         return self.library_model.row_object(self.library_view.currentIndex().row())

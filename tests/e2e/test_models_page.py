@@ -68,7 +68,7 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
     files.selectRow(names.index(SMOL_FILE))
     assert SMOL_FILE in page.download_button.text()
     with qtbot.waitSignal(page.controller.library_changed, timeout=60000,
-                          check_params_cb=lambda entries: any(e.name == SMOL_FILE for e in entries)):
+                          check_params_cb=lambda entries: any(e.source == "hub" and e.name == SMOL_FILE for e in entries)):
         qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
     downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
     assert hashlib.sha256(downloaded.read_bytes()).hexdigest() == hashlib.sha256(smollm2_path.read_bytes()).hexdigest()
@@ -91,7 +91,8 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
     repo = ModelRepository(window.services.conn)
     qtbot.waitUntil(lambda: (repo.get(str(downloaded)).measured_tps or 0) > 0, timeout=30000)
     window.nav.setCurrentRow(1)
-    page.controller.refresh_library()
+    with qtbot.waitSignal(page.controller.library_changed, timeout=10000):
+        page.controller.refresh_library()
     hub_row = next(i for i, s in enumerate(column(library, "Source")) if s.startswith("downloaded"))
     assert column(library, "Speed")[hub_row].endswith("tokens/s (measured)")
     with qtbot.waitSignal(page.controller.detail_ready, timeout=30000):
@@ -118,7 +119,7 @@ def test_pause_and_resume_keep_the_bytes(qtbot, window, hub_server, smollm2_path
     hub_server.faults.rate = None
     page.downloads_view.selectRow(0)
     with qtbot.waitSignal(page.controller.library_changed, timeout=60000,
-                          check_params_cb=lambda entries: any(e.name == SMOL_FILE for e in entries)):
+                          check_params_cb=lambda entries: any(e.source == "hub" and e.name == SMOL_FILE for e in entries)):
         qtbot.mouseClick(page.findChild(QPushButton, "resumeDownloadButton"), Qt.MouseButton.LeftButton)
     assert max(hub_server.stats.range_starts) > 2_000_000  # resumed where it stopped, not from zero
     downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
