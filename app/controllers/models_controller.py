@@ -197,6 +197,15 @@ class ModelsController(QObject):
     def refresh_downloads(self) -> None:
         self.downloads_changed.emit([DownloadRow(item) for item in self.queue.items()])
 
+    def requeue_interrupted(self) -> None:
+        """After the window's jobs were stopped (it is closing): the downloads that were running were
+        saved as paused; mark them queued so that the next start continues them (`resume_unfinished`)."""
+        for key in list(self._workers):
+            try:
+                self.queue.resume(key)
+            except EmberError:
+                pass  # removed meanwhile
+
     def cancel_all(self) -> None:
         for worker in list(self._workers.values()):
             worker.cancel.cancel()

@@ -259,6 +259,10 @@ class MainWindow(QMainWindow):
         self.replies.stop()
         self.models.cancel_load()
         self.runner.shutdown()
+        for row in range(self.stack.count()):  # pages that keep work for the next start (downloads)
+            page = self.stack.widget(row)
+            if hasattr(page, "window_closed"):
+                page.window_closed()
         self.services.stop_model()
         for timer in self.findChildren(QTimer):  # debounced saves and counts must not run on a closed home
             timer.stop()

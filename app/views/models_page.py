@@ -361,6 +361,10 @@ class ModelsPage(QWidget):
             if url.toLocalFile().lower().endswith(".gguf"):
                 self.controller.add_file(url.toLocalFile())
 
+    def window_closed(self) -> None:
+        """The window closed with its jobs stopped: downloads it cut off continue at the next start."""
+        self.controller.requeue_interrupted()
+
     def _load_in_chat(self, entry) -> None:
         """Load the model for chatting and show the Chat page."""
         self.window_.models.load(entry)

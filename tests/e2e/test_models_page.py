@@ -134,3 +134,38 @@ def test_hub_errors_are_readable(qtbot, window, hub_server):  # noqa: F811
         qtbot.mouseClick(page.findChild(QPushButton, "hubSearchButton"), Qt.MouseButton.LeftButton)
     error = blocker.args[0]
     assert error.message and error.hint and "Traceback" not in error.message
+
+
+def test_a_download_cut_off_by_closing_continues_at_the_next_start(qtbot, ember_home, hub_server,  # noqa: F811
+                                                                    known_bandwidth, smollm2_path):  # noqa: F811
+    def open_models_page():
+        services = Services(EmberPaths(ember_home).ensure())
+        win = MainWindow(services)
+        qtbot.addWidget(win)
+        win.show()
+        win.nav.setCurrentRow(1)  # builds the page at once
+        return win, services, win.findChild(ModelsPage, "modelsPage")
+
+    hub_server.faults.rate = 4_000_000
+    win, services, page = open_models_page()
+    search_and_open(qtbot, page, "SmolLM2")
+    files = page.findChild(QTableView, "hubFiles")
+    files.selectRow(column(files, "File").index(SMOL_FILE))
+    with qtbot.waitSignal(page.controller.download_progress, timeout=20000,
+                          check_params_cb=lambda row: row.progress is not None and row.progress.done > 2_000_000):
+        qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
+    win.close()
+    services.close()
+    hub_server.faults.rate = None
+
+    win, services, page = open_models_page()
+    downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
+    try:
+        qtbot.waitUntil(lambda: any(s.startswith("downloaded") for s in column(page.library_view, "Source")),
+                        timeout=60000)
+        assert downloaded.read_bytes() == smollm2_path.read_bytes()
+        assert max(hub_server.stats.range_starts) > 2_000_000  # continued from the part, not from zero
+        assert column(page.downloads_view, "State") == ["done"]
+    finally:
+        win.close()
+        services.close()
