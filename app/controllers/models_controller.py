@@ -40,12 +40,11 @@ class DownloadRow:
 
 
 def _machine(paths):
-    """The machine description and memory bandwidth used by the fit estimates (measured once, cached)."""
+    """This machine now (free memory changes) and its memory bandwidth (measured once, then cached)."""
     from engine.runtime.bandwidth import memory_bandwidth
     from engine.runtime.hardware import probe_hardware
 
-    hw = probe_hardware()
-    return hw, memory_bandwidth(paths)
+    return probe_hardware(), memory_bandwidth(paths)
 
 
 class ModelsController(QObject):
@@ -88,14 +87,17 @@ class ModelsController(QObject):
         self.runner.start(worker)
 
     def refit(self, context_length: int) -> None:
-        """Recompute the fit of the shown files for another context length."""
+        """Recompute the fit of the shown files for another context length (no new Hub request)."""
         if self._detail is not None:
-            self.show_repo(self._detail.summary.repo_id, context_length)
+            worker = Worker(self._detail_job, self._detail.summary.repo_id, context_length, self._detail)
+            worker.result.connect(self._on_detail)
+            worker.error.connect(self.error)
+            self.runner.start(worker)
 
-    def _detail_job(self, repo_id: str, context_length: int):
-        detail = repo_detail(repo_id, endpoint=self.endpoint)
-        if self._machine is None:
-            self._machine = _machine(self.services.paths)
+    def _detail_job(self, repo_id: str, context_length: int, detail=None):
+        if detail is None:
+            detail = repo_detail(repo_id, endpoint=self.endpoint)
+        self._machine = _machine(self.services.paths)
         hw, bandwidth = self._machine
         calibration = speed_calibration(self.services.paths, hw.backend)
         choices = []

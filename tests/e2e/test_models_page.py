@@ -95,8 +95,10 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
         page.controller.refresh_library()
     hub_row = next(i for i, s in enumerate(column(library, "Source")) if s.startswith("downloaded"))
     assert column(library, "Speed")[hub_row].endswith("tokens/s (measured)")
+    requests_before = len(hub_server.stats.requests)
     with qtbot.waitSignal(page.controller.detail_ready, timeout=30000):
         page.controller.refit(4096)
+    assert len(hub_server.stats.requests) == requests_before  # a new fit asks the Hub nothing
     speeds = dict(zip(column(files, "File"), column(files, "Speed"), strict=True))
     assert speeds[SMOL_FILE].endswith("(measured)")
     assert all("measured" not in s for name, s in speeds.items() if name != SMOL_FILE)
