@@ -68,12 +68,14 @@ class ModelsController(QObject):
         self._machine = None
         self._detail = None
         self._workers: dict[str, Worker] = {}
+        self._latest: dict[str, Worker] = {}  # the newest search and detail asked for
 
     # --- search and detail --------------------------------------------------------------------
     def search(self, query: str, sort: str = "downloads") -> None:
-        self.busy.emit(f"Searching for “{query}”…")
+        self.busy.emit(f"Searching for “{query}”…" if query else "Most downloaded GGUF models…")
         worker = Worker(search_models, query, endpoint=self.endpoint, sort=sort, limit=40)
-        worker.result.connect(self.results_ready)
+        self._latest["search"] = worker
+        worker.result.connect(lambda results: self._if_latest("search", worker, self.results_ready.emit, results))
         worker.error.connect(self.error)
         worker.finished.connect(lambda: self.busy.emit(""))
         self.runner.start(worker)
@@ -81,7 +83,8 @@ class ModelsController(QObject):
     def show_repo(self, repo_id: str, context_length: int) -> None:
         self.busy.emit(f"Opening {repo_id}…")
         worker = Worker(self._detail_job, repo_id, context_length)
-        worker.result.connect(self._on_detail)
+        self._latest["detail"] = worker
+        worker.result.connect(lambda value: self._if_latest("detail", worker, self._on_detail, value))
         worker.error.connect(self.error)
         worker.finished.connect(lambda: self.busy.emit(""))
         self.runner.start(worker)
@@ -90,9 +93,16 @@ class ModelsController(QObject):
         """Recompute the fit of the shown files for another context length (no new Hub request)."""
         if self._detail is not None:
             worker = Worker(self._detail_job, self._detail.summary.repo_id, context_length, self._detail)
-            worker.result.connect(self._on_detail)
+            self._latest["detail"] = worker
+            worker.result.connect(lambda value: self._if_latest("detail", worker, self._on_detail, value))
             worker.error.connect(self.error)
             self.runner.start(worker)
+
+    def _if_latest(self, kind: str, worker: Worker, deliver, value) -> None:
+        """Deliver a search's or a detail's answer only if no newer one was asked for since (typing
+        fast, or clicking through results, must not show an older answer over a newer one)."""
+        if self._latest.get(kind) is worker:
+            deliver(value)
 
     def _detail_job(self, repo_id: str, context_length: int, detail=None):
         if detail is None:
@@ -169,8 +179,9 @@ class ModelsController(QObject):
         self.refresh_downloads()
 
     def _start(self, key: str) -> None:
-        if key in self._workers:
-            return
+        running = self._workers.get(key)
+        if running is not None and not running.done.is_set():
+            return  # (a worker that has ended but whose `finished` is still queued may be replaced)
         worker = Worker(self.queue.run, key)
         worker.kwargs["cancel"] = worker.cancel  # pausing, or closing the window, stops it (the part is kept)
         try:
@@ -183,7 +194,7 @@ class ModelsController(QObject):
             DownloadRow(replace(item, done=int(p.done), size=int(p.total or item.size or 0) or None), p)))
         worker.result.connect(lambda path: self._on_downloaded(path))
         worker.error.connect(self.error)
-        worker.finished.connect(lambda key=key: self._on_download_finished(key))
+        worker.finished.connect(lambda key=key, worker=worker: self._on_download_finished(key, worker))
         self._workers[key] = worker
         self.runner.start(worker, long=True)
 
@@ -192,8 +203,9 @@ class ModelsController(QObject):
             self.notice.emit(f"{Path(path).name} is downloaded and verified.")
             self.refresh_library(edited=True)
 
-    def _on_download_finished(self, key: str) -> None:
-        self._workers.pop(key, None)
+    def _on_download_finished(self, key: str, worker: Worker) -> None:
+        if self._workers.get(key) is worker:
+            del self._workers[key]
         self.refresh_downloads()
 
     def refresh_downloads(self) -> None:

@@ -138,6 +138,7 @@ class ModelsPage(QWidget):
         self.setObjectName("modelsPage")
         self.window_ = window
         self.controller = controller or ModelsController(services, window.runner, self)
+        self._searched = False
         self.tabs = named(QTabWidget(), "modelsTabs", "Models")
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
@@ -239,6 +240,17 @@ class ModelsPage(QWidget):
         self.setAcceptDrops(True)
         return page
 
+    def showEvent(self, event) -> None:
+        """The first time the page is shown, Discover lists the most downloaded GGUF models."""
+        super().showEvent(event)
+        if not self._searched:
+            self.search()
+
+    def _update_downloads_tab(self) -> None:
+        """The Downloads tab says how many are running: "Downloads (2)"."""
+        running = sum(1 for r in self.downloads_model.rows() if r.item.running)
+        self.tabs.setTabText(1, f"Downloads ({running})" if running else "Downloads")
+
     def _connect(self) -> None:
         c = self.controller
         self.search_button.clicked.connect(self.search)
@@ -260,6 +272,8 @@ class ModelsPage(QWidget):
         c.downloads_changed.connect(
             lambda rows: _set_rows_keeping_selection(self.downloads_view, self.downloads_model, rows))
         c.download_progress.connect(self._on_download_progress)
+        self.downloads_model.modelReset.connect(self._update_downloads_tab)
+        self.downloads_model.dataChanged.connect(self._update_downloads_tab)  # progress rows say "running"
         c.library_changed.connect(self._on_library)
         c.library_edited.connect(self.library_changed)  # the window rescans: the Chat page's picker
         c.busy.connect(self.busy_label.setText)
@@ -268,6 +282,7 @@ class ModelsPage(QWidget):
 
     # --- discover -----------------------------------------------------------------------------
     def search(self) -> None:
+        self._searched = True
         query = self.query_edit.text().strip()
         self.controller.search(query, self.sort_combo.currentData())
 

@@ -113,9 +113,11 @@ def test_pause_and_resume_keep_the_bytes(qtbot, window, hub_server, smollm2_path
     with qtbot.waitSignal(page.controller.download_progress, timeout=20000,
                           check_params_cb=lambda row: row.progress is not None and row.progress.done > 2_000_000):
         qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
+    assert page.tabs.tabText(1) == "Downloads (1)"
     page.downloads_view.selectRow(0)
     qtbot.mouseClick(page.findChild(QPushButton, "pauseDownloadButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: column(page.downloads_view, "State") == ["paused"], timeout=10000)
+    assert page.tabs.tabText(1) == "Downloads"
     progress_cell = page.downloads_model.index(0, [c.header for c in DOWNLOAD_COLUMNS].index("Progress"))
     assert 0.02 < progress_cell.data(ProgressRole) < 1  # the bar shows the part kept on disk
     hub_server.faults.rate = None
@@ -126,6 +128,16 @@ def test_pause_and_resume_keep_the_bytes(qtbot, window, hub_server, smollm2_path
     assert max(hub_server.stats.range_starts) > 2_000_000  # resumed where it stopped, not from zero
     downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
     assert downloaded.read_bytes() == smollm2_path.read_bytes()
+
+
+def test_the_page_opens_on_the_most_downloaded_models(qtbot, window, hub_server):  # noqa: F811
+    page = window.findChild(ModelsPage, "modelsPage")
+    results = page.findChild(QTableView, "hubResults")
+    gguf_repos = [r for r in hub_server.repos.values() if "gguf" in r.tags]
+    qtbot.waitUntil(lambda: results.model().rowCount() == len(gguf_repos), timeout=20000)
+    scale = {"k": 1e3, "M": 1e6}
+    downloads = [float(d.split()[0]) * scale.get(d.split()[-1], 1) for d in column(results, "Downloads")]
+    assert downloads == sorted(downloads, reverse=True) and downloads[0] == max(r.downloads for r in gguf_repos)
 
 
 def test_hub_errors_are_readable(qtbot, window, hub_server):  # noqa: F811
