@@ -13,6 +13,7 @@ from app.models.rows_table_model import ProgressRole
 from app.services import Services
 from app.views.main_window import MainWindow
 from app.views.models_page import DOWNLOAD_COLUMNS, ModelsPage
+from engine.hub.sidecar import part_path
 from engine.paths import EmberPaths
 from engine.store.models_repo import ModelRepository
 from tests.e2e.conftest import click, rows, set_sampling, type_and_send
@@ -138,6 +139,24 @@ def test_the_page_opens_on_the_most_downloaded_models(qtbot, window, hub_server)
     scale = {"k": 1e3, "M": 1e6}
     downloads = [float(d.split()[0]) * scale.get(d.split()[-1], 1) for d in column(results, "Downloads")]
     assert downloads == sorted(downloads, reverse=True) and downloads[0] == max(r.downloads for r in gguf_repos)
+
+
+def test_a_corrupt_download_is_refused_and_the_user_told(qtbot, window, hub_server):  # noqa: F811
+    page = window.findChild(ModelsPage, "modelsPage")
+    hub_server.faults.wrong_bytes = True  # same length, other bytes: the published SHA-256 no longer matches
+    search_and_open(qtbot, page, "SmolLM2")
+    files = page.findChild(QTableView, "hubFiles")
+    files.selectRow(column(files, "File").index(SMOL_FILE))
+    with qtbot.waitSignal(page.controller.error, timeout=60000) as blocker:
+        qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
+    assert "failed verification" in blocker.args[0].message and "not in your library" in blocker.args[0].message
+    assert "failed verification" in window.error_bar.message.text()  # said in the window
+    downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
+    assert not downloaded.exists() and not part_path(downloaded).exists()
+    qtbot.waitUntil(lambda: column(page.downloads_view, "State") == ["failed"], timeout=10000)
+    with qtbot.waitSignal(page.controller.library_changed, timeout=10000):
+        page.controller.refresh_library()
+    assert not any(s.startswith("downloaded") for s in column(page.library_view, "Source"))
 
 
 def test_hub_errors_are_readable(qtbot, window, hub_server):  # noqa: F811
