@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -107,11 +108,19 @@ class _Runnable(QRunnable):
         self.worker.run()
 
 
+# The UI thread shares the GIL with the workers. Each time Qt calls back into Python (a slot, a model's
+# data(), a delegate) it waits for a busy worker to let go of the GIL: up to the switch interval, 5 ms
+# by default, so a repaint with a few callbacks could stall for 20-50 ms while a worker parsed a
+# GGUF header. 1 ms bounds each wait; a worker only pays for it while the UI thread wants the GIL.
+SWITCH_INTERVAL_S = 0.001
+
+
 class WorkerRunner(QObject):
     """The threads of one window. Keeps each worker alive until its `finished` reached the UI thread."""
 
     def __init__(self, log_path: Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.log_path = log_path
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)
