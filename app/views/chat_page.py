@@ -33,6 +33,7 @@ class ChatPage(QWidget):
         self.setObjectName("chatPage")
         self.overflow_dialog = None
         self.details_dialog = None
+        self._send_when_loaded: str | None = None  # a message typed before any model was loaded
         self._build()
         self._connect()
         self.settings.set_presets(chat.presets())
@@ -129,6 +130,7 @@ class ChatPage(QWidget):
         m.loaded.connect(self._on_loaded)
         m.unloaded.connect(self._on_unloaded)
         m.failed.connect(self.error_shown)
+        m.failed.connect(self._forget_waiting_message)
 
         self.composer.send_requested.connect(self._send)
         self.composer.stop_requested.connect(r.stop)
@@ -216,6 +218,9 @@ class ChatPage(QWidget):
             self.status_message.emit(host.notice)
         self.replies.request_budget(self.composer.prompt.toPlainText())
         self.update_actions()
+        if self._send_when_loaded is not None:
+            text, self._send_when_loaded = self._send_when_loaded, None
+            self.replies.send(text)
 
     def _on_unloaded(self) -> None:
         self.model_bar.show_unloaded()
@@ -239,10 +244,27 @@ class ChatPage(QWidget):
 
     def _send(self, text: str) -> None:
         self.settings.flush()
+        if not self.chat.services.model.ready and self.composer.editing_id is None and text.strip():
+            if self._load_then_send(text):
+                return
         if self.composer.editing_id is not None:
             self.replies.edit(self.composer.editing_id, text)
         else:
             self.replies.send(text)
+
+    def _load_then_send(self, text: str) -> bool:
+        """Send with no model loaded: load the one in the picker first, then send (True if so)."""
+        entry = self.model_bar.entry()
+        if entry is None or entry.info is None:
+            return False
+        self._send_when_loaded = text
+        if not self.model_bar.loading:
+            self._load(entry, self.model_bar.gpu_setting())
+        self.status_message.emit(f"Loading {entry.name}; your message goes as soon as it is ready.")
+        return True
+
+    def _forget_waiting_message(self, _error=None) -> None:
+        self._send_when_loaded = None  # the load failed: the text stays in the composer
 
     def _ask_overflow(self, budget) -> None:
         box = overflow_box(budget, self)
