@@ -51,6 +51,17 @@ def search_and_open(qtbot, page, query: str):
     return results
 
 
+def start_a_slow_download(qtbot, page, hub) -> None:
+    """Download the SmolLM2 file at 4 MB/s from the Discover tab; return once 2 MB are in."""
+    hub.faults.rate = 4_000_000
+    search_and_open(qtbot, page, "SmolLM2")
+    files = page.findChild(QTableView, "hubFiles")
+    files.selectRow(column(files, "File").index(SMOL_FILE))
+    with qtbot.waitSignal(page.controller.download_progress, timeout=20000,
+                          check_params_cb=lambda row: row.progress is not None and row.progress.done > 2_000_000):
+        qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
+
+
 def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2_path):  # noqa: F811
     page = window.findChild(ModelsPage, "modelsPage")
     results = search_and_open(qtbot, page, "SmolLM2")
@@ -107,13 +118,7 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
 
 def test_pause_and_resume_keep_the_bytes(qtbot, window, hub_server, smollm2_path):  # noqa: F811
     page = window.findChild(ModelsPage, "modelsPage")
-    hub_server.faults.rate = 4_000_000  # slow enough to pause half way
-    search_and_open(qtbot, page, "SmolLM2")
-    files = page.findChild(QTableView, "hubFiles")
-    files.selectRow(column(files, "File").index(SMOL_FILE))
-    with qtbot.waitSignal(page.controller.download_progress, timeout=20000,
-                          check_params_cb=lambda row: row.progress is not None and row.progress.done > 2_000_000):
-        qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
+    start_a_slow_download(qtbot, page, hub_server)
     assert page.tabs.tabText(1) == "Downloads (1)"
     page.downloads_view.selectRow(0)
     qtbot.mouseClick(page.findChild(QPushButton, "pauseDownloadButton"), Qt.MouseButton.LeftButton)
@@ -179,14 +184,8 @@ def test_a_download_cut_off_by_closing_continues_at_the_next_start(qtbot, ember_
         win.nav.setCurrentRow(1)  # builds the page at once
         return win, services, win.findChild(ModelsPage, "modelsPage")
 
-    hub_server.faults.rate = 4_000_000
     win, services, page = open_models_page()
-    search_and_open(qtbot, page, "SmolLM2")
-    files = page.findChild(QTableView, "hubFiles")
-    files.selectRow(column(files, "File").index(SMOL_FILE))
-    with qtbot.waitSignal(page.controller.download_progress, timeout=20000,
-                          check_params_cb=lambda row: row.progress is not None and row.progress.done > 2_000_000):
-        qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
+    start_a_slow_download(qtbot, page, hub_server)
     win.close()
     services.close()
     hub_server.faults.rate = None
