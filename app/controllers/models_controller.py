@@ -18,7 +18,8 @@ from engine.hub.client import current_endpoint
 from engine.hub.download import DownloadOptions
 from engine.hub.files import GgufFile
 from engine.hub.fit import FitEstimate, estimate_fit, speed_calibration
-from engine.hub.library import LibraryEntry
+from engine.hub.inspect import ModelInfo
+from engine.hub.library import LibraryEntry, info_from_row
 from engine.hub.queue import DownloadQueue, QueueItem
 from engine.hub.search import repo_detail, search_models
 from engine.jobs import Progress
@@ -114,10 +115,11 @@ class ModelsController(QObject):
         conn = self.services.connect()
         try:
             for file in detail.files:
+                info, measured = self._local_model(conn, repo_id, file)
                 try:
                     fit = estimate_fit(hw, context_length, file_size=file.size, quantization=file.quantization,
-                                       bandwidth=bandwidth, calibration=calibration,
-                                       measured_tps=self._measured_speed(conn, repo_id, file))
+                                       info=info, bandwidth=bandwidth, calibration=calibration,
+                                       measured_tps=measured)
                 except (EmberError, ValueError):
                     fit = None
                 choices.append(FileChoice(file, fit))
@@ -125,14 +127,17 @@ class ModelsController(QObject):
             conn.close()
         return detail, choices
 
-    def _measured_speed(self, conn, repo_id: str, file: GgufFile) -> float | None:
-        """The tokens/s seen in chat with this very file, when it was downloaded and used before."""
+    def _local_model(self, conn, repo_id: str, file: GgufFile) -> tuple[ModelInfo | None, float | None]:
+        """What this machine knows of a file it downloaded before: its header (exact layers and KV
+        cache, for a one-part file) and the tokens/s seen in chat with it."""
         try:
             dest = self.services.paths.model_destination(repo_id, file.parts[0].path)
         except EmberError:
-            return None
+            return None, None
         row = ModelRepository(conn).get(str(dest))
-        return row.measured_tps if row else None
+        if row is None:
+            return None, None
+        return (info_from_row(row) if len(file.parts) == 1 else None), row.measured_tps
 
     @property
     def machine_summary(self) -> str:

@@ -154,7 +154,7 @@ class Library:
         stat = path.stat()
         row = self.repo.get(str(path))
         fresh = row is not None and row.size == stat.st_size and row.mtime == stat.st_mtime and row.inspection
-        info, error = (_info_from(row) if fresh else None), None
+        info, error = (info_from_row(row) if fresh else None), None
         if info is None:
             try:
                 info = inspect_gguf(path)
@@ -168,7 +168,8 @@ class Library:
         return LibraryEntry(str(path), source, info, error, row.sha256, row.repo_id, row.measured_tps)
 
 
-def _info_from(row: ModelRow) -> ModelInfo | None:
+def info_from_row(row: ModelRow) -> ModelInfo | None:
+    """The inspection stored with a library row, as a ModelInfo (None if there is none or it is stale)."""
     fields = {f.name for f in dataclasses.fields(ModelInfo)}
     data = {k: v for k, v in (row.inspection or {}).items() if k in fields}
     try:

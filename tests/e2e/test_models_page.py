@@ -111,6 +111,8 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
     with qtbot.waitSignal(page.controller.detail_ready, timeout=30000):
         page.controller.refit(4096)
     assert len(hub_server.stats.requests) == requests_before  # a new fit asks the Hub nothing
+    from_header = {c.file.name: c.fit.from_header for c in page.files_model.rows()}
+    assert from_header[SMOL_FILE] and not any(v for k, v in from_header.items() if k != SMOL_FILE)
     speeds = dict(zip(column(files, "File"), column(files, "Speed"), strict=True))
     assert speeds[SMOL_FILE].endswith("(measured)")
     assert all("measured" not in s for name, s in speeds.items() if name != SMOL_FILE)
