@@ -22,10 +22,15 @@ from engine.runtime.supervisor import HostSettings, RuntimeHost
 from engine.store.models_repo import ModelRepository
 
 
-def scan_library(services: Services) -> list[LibraryEntry]:
+def scan_library(services: Services, action: str | None = None, *args) -> list[LibraryEntry]:
+    """The scanned library, on a worker's own connection; first `action` (a Library method's name,
+    e.g. "add_folder") with `args`, when given."""
     conn = services.connect()
     try:
-        return services.library(conn).scan()
+        library = services.library(conn)
+        if action is not None:
+            getattr(library, action)(*args)
+        return library.scan()
     finally:
         conn.close()
 

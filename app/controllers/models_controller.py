@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.controllers.model_controller import scan_library
 from app.services import Services
 from app.workers import Worker, WorkerRunner
 from engine.errors import EmberError
@@ -66,7 +67,7 @@ class ModelsController(QObject):
         self.runner = runner
         self.endpoint = current_endpoint()
         self.queue = DownloadQueue(services.paths, self.endpoint, options=options)
-        self._machine = None
+        self._hardware = None  # as last probed for a fit
         self._detail = None
         self._workers: dict[str, Worker] = {}
         self._latest: dict[str, Worker] = {}  # the newest search and detail asked for
@@ -75,47 +76,46 @@ class ModelsController(QObject):
     def search(self, query: str, sort: str = "downloads") -> None:
         self.busy.emit(f"Searching for “{query}”…" if query else "Most downloaded GGUF models…")
         worker = Worker(search_models, query, endpoint=self.endpoint, sort=sort, limit=40)
-        self._latest["search"] = worker
-        worker.result.connect(lambda results: self._if_latest("search", worker, self.results_ready.emit, results))
-        worker.error.connect(self.error)
         worker.finished.connect(lambda: self.busy.emit(""))
-        self.runner.start(worker)
+        self._start_latest("search", worker, self.results_ready.emit)
 
     def show_repo(self, repo_id: str, context_length: int) -> None:
         self.busy.emit(f"Opening {repo_id}…")
         worker = Worker(self._detail_job, repo_id, context_length)
-        self._latest["detail"] = worker
-        worker.result.connect(lambda value: self._if_latest("detail", worker, self._on_detail, value))
-        worker.error.connect(self.error)
         worker.finished.connect(lambda: self.busy.emit(""))
-        self.runner.start(worker)
+        self._start_latest("detail", worker, self._on_detail)
 
     def refit(self, context_length: int) -> None:
         """Recompute the fit of the shown files for another context length (no new Hub request)."""
         if self._detail is not None:
             worker = Worker(self._detail_job, self._detail.summary.repo_id, context_length, self._detail)
-            self._latest["detail"] = worker
-            worker.result.connect(lambda value: self._if_latest("detail", worker, self._on_detail, value))
-            worker.error.connect(self.error)
-            self.runner.start(worker)
+            self._start_latest("detail", worker, self._on_detail)
 
-    def _if_latest(self, kind: str, worker: Worker, deliver, value) -> None:
-        """Deliver a search's or a detail's answer only if no newer one was asked for since (typing
-        fast, or clicking through results, must not show an older answer over a newer one)."""
-        if self._latest.get(kind) is worker:
-            deliver(value)
+    def _start_latest(self, kind: str, worker: Worker, deliver) -> None:
+        """Run a search or detail job; its answer is delivered only if no newer one of its kind was
+        asked for since (typing fast, or clicking through results, must not show an older answer)."""
+        self._latest[kind] = worker
+
+        def delivered(value) -> None:
+            if self._latest.get(kind) is worker:
+                deliver(value)
+
+        worker.result.connect(delivered)
+        worker.error.connect(self.error)
+        self.runner.start(worker)
 
     def _detail_job(self, repo_id: str, context_length: int, detail=None):
         if detail is None:
             detail = repo_detail(repo_id, endpoint=self.endpoint)
-        self._machine = _machine(self.services.paths)
-        hw, bandwidth = self._machine
+        hw, bandwidth = _machine(self.services.paths)
+        self._hardware = hw
         calibration = speed_calibration(self.services.paths, hw.backend)
         choices = []
         conn = self.services.connect()
         try:
+            models = ModelRepository(conn)
             for file in detail.files:
-                info, measured = self._local_model(conn, repo_id, file)
+                info, measured = self._local_model(models, repo_id, file)
                 try:
                     fit = estimate_fit(hw, context_length, file_size=file.size, quantization=file.quantization,
                                        info=info, bandwidth=bandwidth, calibration=calibration,
@@ -127,21 +127,21 @@ class ModelsController(QObject):
             conn.close()
         return detail, choices
 
-    def _local_model(self, conn, repo_id: str, file: GgufFile) -> tuple[ModelInfo | None, float | None]:
+    def _local_model(self, models: ModelRepository, repo_id: str, file: GgufFile) -> tuple[ModelInfo | None, float | None]:
         """What this machine knows of a file it downloaded before: its header (exact layers and KV
         cache, for a one-part file) and the tokens/s seen in chat with it."""
         try:
             dest = self.services.paths.model_destination(repo_id, file.parts[0].path)
         except EmberError:
             return None, None
-        row = ModelRepository(conn).get(str(dest))
+        row = models.get(str(dest))
         if row is None:
             return None, None
         return (info_from_row(row) if len(file.parts) == 1 else None), row.measured_tps
 
     @property
     def machine_summary(self) -> str:
-        return self._machine[0].summary if self._machine else "not probed yet"
+        return self._hardware.summary if self._hardware else "not probed yet"
 
     def _on_detail(self, value) -> None:
         self._detail, choices = value
@@ -187,13 +187,13 @@ class ModelsController(QObject):
         running = self._workers.get(key)
         if running is not None and not running.done.is_set():
             return  # (a worker that has ended but whose `finished` is still queued may be replaced)
-        worker = Worker(self.queue.run, key)
-        worker.kwargs["cancel"] = worker.cancel  # pausing, or closing the window, stops it (the part is kept)
         try:
             item = replace(self.queue.get(key), state="downloading", running=True)
         except EmberError as error:
             self.error.emit(error)
             return
+        worker = Worker(self.queue.run, key)
+        worker.kwargs["cancel"] = worker.cancel  # pausing, or closing the window, stops it (the part is kept)
         # progress rows are made from this item, without reading the queue's files on the UI thread
         worker.progress.connect(lambda p, item=item: self.download_progress.emit(
             DownloadRow(replace(item, done=int(p.done), size=int(p.total or item.size or 0) or None), p)))
@@ -225,10 +225,6 @@ class ModelsController(QObject):
             except EmberError:
                 pass  # removed meanwhile
 
-    def cancel_all(self) -> None:
-        for worker in list(self._workers.values()):
-            worker.cancel.cancel()
-
     # --- library ------------------------------------------------------------------------------
     # Scanning inspects new files and a folder may hold many: it runs on a worker, on its own connection.
     def refresh_library(self, edited: bool = False) -> None:
@@ -244,20 +240,9 @@ class ModelsController(QObject):
         self._run_library("remove", entry, entry.source == "hub", edited=True)  # only Ember's own downloads are deleted
 
     def _run_library(self, action: str | None, *args, edited: bool = False) -> None:
-        worker = Worker(self._library_job, action, *args)
+        worker = Worker(scan_library, self.services, action, *args)
         worker.result.connect(self.library_changed)
         if edited:
             worker.result.connect(lambda _entries: self.library_edited.emit())
         worker.error.connect(self.error)
         self.runner.start(worker)
-
-    def _library_job(self, action: str | None, *args) -> list[LibraryEntry]:
-        """Do `action` on the library (a method name, or None), then return the scanned library."""
-        conn = self.services.connect()
-        try:
-            library = self.services.library(conn)
-            if action is not None:
-                getattr(library, action)(*args)
-            return library.scan()
-        finally:
-            conn.close()

@@ -169,7 +169,7 @@ class Library:
 
 
 def info_from_row(row: ModelRow) -> ModelInfo | None:
-    """The inspection stored with a library row, as a ModelInfo (None if there is none or it is stale)."""
+    """The inspection stored with a library row, as a ModelInfo (None if it does not fit ModelInfo)."""
     fields = {f.name for f in dataclasses.fields(ModelInfo)}
     data = {k: v for k, v in (row.inspection or {}).items() if k in fields}
     try:
