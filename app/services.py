@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.chat.conversation import Conversation, ModelIdentity
-from engine.hub.library import Library, LibraryEntry
+from engine.library.library import Library, LibraryEntry
 from engine.paths import EmberPaths
 from engine.runtime.supervisor import RuntimeHost
 from engine.store.chats import ChatRepository

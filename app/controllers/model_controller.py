@@ -16,8 +16,8 @@ from app.services import LoadedModel, Services
 from app.workers import Worker, WorkerRunner
 from engine.chat.conversation import ModelIdentity
 from engine.errors import EmberError
-from engine.hub.library import LibraryEntry
 from engine.jobs import CancelToken, Progress
+from engine.library.library import LibraryEntry
 from engine.runtime.supervisor import HostSettings, RuntimeHost
 from engine.store.models_repo import ModelRepository
 
@@ -50,7 +50,7 @@ def probe_backend():
 
 
 def hash_model(path: str, cancel: CancelToken):
-    from engine.hub.hashing import sha256_file
+    from engine.library.hashing import sha256_file
 
     digest = yield from sha256_file(Path(path), cancel)
     return path, digest

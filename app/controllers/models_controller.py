@@ -15,15 +15,15 @@ from app.controllers.model_controller import scan_library
 from app.services import Services
 from app.workers import Worker, WorkerRunner
 from engine.errors import EmberError
+from engine.gguf.inspect import ModelInfo
 from engine.hub.client import current_endpoint
 from engine.hub.download import DownloadOptions
 from engine.hub.files import GgufFile
-from engine.hub.fit import FitEstimate, estimate_fit, speed_calibration
-from engine.hub.inspect import ModelInfo
-from engine.hub.library import LibraryEntry, info_from_row
 from engine.hub.queue import DownloadQueue, QueueItem
 from engine.hub.search import repo_detail, search_models
 from engine.jobs import Progress
+from engine.library.library import LibraryEntry, info_from_row
+from engine.runtime.fit import FitEstimate, estimate_fit, speed_calibration
 from engine.store.models_repo import ModelRepository
 
 

@@ -18,8 +18,8 @@ from app.workers import Worker, WorkerRunner
 from engine.chat.budget import ContextBudget, ContextOverflow, measure_budget
 from engine.chat.conversation import PendingReply, to_host_messages
 from engine.errors import EmberError, HostDied, InvalidInput
-from engine.hub.fit import MIN_TOKENS_TO_LEARN, learn_from_reply
 from engine.jobs import CancelToken, GenerationStats, TokenEvent
+from engine.runtime.fit import MIN_TOKENS_TO_LEARN, learn_from_reply
 from engine.runtime.sampling import Sampling
 from engine.store.models_repo import ModelRepository
 

@@ -4,28 +4,13 @@ and the memory Ember uses (this process plus the model process), refreshed every
 from __future__ import annotations
 
 import os
-import sys
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.services import Services
+from engine.runtime.process_memory import resident_bytes
 
 REFRESH_MS = 3000
-
-
-def resident_bytes(pid: int) -> int | None:
-    """Resident memory of a process (Linux /proc; elsewhere only this process, via resource)."""
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        pass
-    if pid == os.getpid() and sys.platform != "win32":
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
-    return None
 
 
 def describe_memory(app: int | None, model: int | None) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
-from engine.hub.library import LibraryEntry
-from engine.hub.progress_text import human_size
+from engine.library.library import LibraryEntry
+from engine.progress_text import human_size
 
 EntryRole = Qt.ItemDataRole.UserRole + 1
 PathRole = Qt.ItemDataRole.UserRole + 2

@@ -30,7 +30,7 @@ from app.models.model_list_model import SOURCE_WORDS
 from app.models.rows_table_model import Column, RowsTableModel
 from app.views.progress_delegate import ProgressDelegate
 from app.views.widgets import named
-from engine.hub.progress_text import human_size
+from engine.progress_text import human_size
 
 
 def _count(n: int) -> str:

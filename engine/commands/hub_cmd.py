@@ -11,8 +11,8 @@ import time
 
 from engine.commands.output import print_json
 from engine.errors import InvalidInput, NotFound
-from engine.hub.progress_text import human_size
 from engine.hub.search import SORTS
+from engine.progress_text import human_size
 
 CONTEXT_FOR_FIT = 4096
 
@@ -66,9 +66,9 @@ def run_search(args) -> int:
 
 def _fits(files) -> dict:
     """Fit and speed at CONTEXT_FOR_FIT for each listed model, on this machine."""
-    from engine.hub.fit import estimate_fit, speed_calibration
     from engine.paths import EmberPaths
     from engine.runtime.bandwidth import memory_bandwidth
+    from engine.runtime.fit import estimate_fit, speed_calibration
     from engine.runtime.hardware import probe_hardware
 
     paths = EmberPaths.from_env()
@@ -179,7 +179,7 @@ class ProgressBar:
 
 
 def run_models(args) -> int:
-    from engine.hub.library import Library
+    from engine.library.library import Library
     from engine.paths import EmberPaths
     from engine.store.db import connect
 

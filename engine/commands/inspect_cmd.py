@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from engine.commands.output import print_json
-from engine.hub.inspect import estimate_memory, inspect_gguf
-from engine.hub.progress_text import human_size
+from engine.gguf.inspect import inspect_gguf
+from engine.gguf.memory import estimate_memory
+from engine.progress_text import human_size
 
 DEFAULT_CONTEXT = 4096
 

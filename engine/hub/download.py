@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -22,10 +21,12 @@ from pathlib import Path
 
 from engine.errors import ChecksumMismatch, DownloadFailed, EmberError, NetworkError, NotEnoughDisk
 from engine.hub.client import hub_errors, unreachable
-from engine.hub.progress_text import RateMeter, human_duration, human_size
+from engine.hub.files import list_repo_files
 from engine.hub.sidecar import PartRecord, part_path, sidecar_path
 from engine.jobs import CancelToken, Progress
 from engine.paths import EmberPaths
+from engine.progress_text import RateMeter, human_duration, human_size
+from engine.sockets import shut_down
 
 HASH_CHUNK = 4 * 2**20
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -76,12 +77,7 @@ def _retry_reason(exc: BaseException, stall_s: float) -> str | None:
 def _abort(response) -> None:
     """Break a blocked read at once (cancel): shut the socket down under the HTTP client."""
     stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    shut_down(stream.get_extra_info("socket") if stream is not None else None)
 
 
 def _origin(url: str) -> tuple:
@@ -237,8 +233,6 @@ class _Download:
 
     def _published_sha256(self, meta) -> str | None:
         """The LFS SHA-256 from the repo's file list; for LFS files the linked etag is that hash too."""
-        from engine.hub.files import list_repo_files
-
         for f in list_repo_files(self.repo_id, endpoint=self.endpoint, revision=meta.commit_hash or self.revision,
                                  token=self.token):
             if f.path == self.path and f.sha256:

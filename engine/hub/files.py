@@ -1,7 +1,7 @@
 """The GGUF files of a Hub repo: size, SHA-256, quantization read from the name, split parts as one model.
 
 The quantization shown before download comes from the file name (that is all the Hub tells);
-after download the header says for sure (engine.hub.inspect).
+after download the header says for sure (engine.gguf.inspect).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from engine.errors import UnsafePath
+from engine.gguf.splits import SPLIT_NAME
 from engine.hub.client import hf_api, hub_errors
-from engine.hub.inspect import SPLIT_NAME
 from engine.paths import check_relative_parts
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from engine.config import load_settings, update_settings
 from engine.paths import EmberPaths
+from engine.runtime.hardware import default_threads
 
 SETTINGS_KEY = "memory_bandwidth"
 DEFAULT_BYTES = 256 * 2**20  # well past any CPU cache
@@ -19,9 +20,7 @@ DEFAULT_BYTES = 256 * 2**20  # well past any CPU cache
 
 def measure_bandwidth(size_bytes: int = DEFAULT_BYTES, runs: int = 5, threads: int | None = None) -> float:
     """Bytes per second moved (read + write) by the best of `runs` parallel copies."""
-    import numpy as np
-
-    from engine.runtime.hardware import default_threads
+    import numpy as np  # only when measuring (once per machine)
 
     threads = threads or default_threads()
     per_thread = max(1, size_bytes // threads // 8)

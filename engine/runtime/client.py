@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 
 from engine.errors import GenerationFailed, HostDied, InvalidInput
 from engine.jobs import CancelToken, GenerationStats, TokenEvent
 from engine.runtime.sampling import Sampling
+from engine.sockets import shut_down
 
 READ_TIMEOUT_S = 600.0  # last resort against a host that hangs without dying
 
@@ -77,7 +77,7 @@ class HostClient:
         unregister = lambda: None  # noqa: E731
         try:
             conn.request("POST", "/ember/chat", body, self._headers())
-            unregister = cancel.on_cancel(lambda: _shutdown(conn))
+            unregister = cancel.on_cancel(lambda: shut_down(conn.sock))
             response = conn.getresponse()
             if response.status != 200:
                 raise GenerationFailed(f"The model process answered {response.status}: {response.read()[:300]!r}")
@@ -119,11 +119,3 @@ class HostClient:
             completion_tokens=tokens, ttft_s=(first_at - started) if first_at else None,
             tokens_per_s=rate, total_s=elapsed))
 
-
-def _shutdown(conn: http.client.HTTPConnection) -> None:
-    sock = conn.sock
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass

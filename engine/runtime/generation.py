@@ -16,8 +16,9 @@ from collections.abc import Callable
 import llama_cpp
 import numpy as np
 
+from engine.runtime.sampling import Sampling
+
 BATCH_S = 0.016
-DEFAULT_MAX_TOKENS = 512
 
 
 class StopMatcher:
@@ -65,7 +66,7 @@ def cached_prefix(llama, tokens: list[int]) -> int:
 def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], should_stop: Callable[[], bool]) -> None:
     """Render, tokenize and generate one reply, emitting {"start"}, then {"t": text, "n": tokens so far} batches, then {"done"}."""
     started = time.perf_counter()
-    sampling = body.get("sampling") or {}
+    sampling = Sampling.from_dict(body.get("sampling"))  # its defaults are the only ones
     prompt, template_stops, has_bos = renderer.render(body["messages"])
     tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=not has_bos, special=True)
     cached = cached_prefix(llama, tokens)
@@ -76,14 +77,12 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
               "kind": "context"})
         return
 
-    stops = list(sampling.get("stop") or []) + template_stops
+    stops = list(sampling.stop) + template_stops
     stop_ids = {ids[0] for ids in (llama.tokenize(s.encode(), add_bos=False, special=True) for s in stops)
                 if len(ids) == 1}
     matcher = StopMatcher(stops)
-    max_tokens = int(sampling.get("max_tokens") or DEFAULT_MAX_TOKENS)
-    budget = min(max_tokens, n_ctx - len(tokens))
-    seed = sampling.get("seed")
-    seed = int(seed) if seed is not None else random.randint(0, 2**31 - 1)
+    budget = min(sampling.max_tokens, n_ctx - len(tokens))
+    seed = sampling.seed if sampling.seed is not None else random.randint(0, 2**31 - 1)
     llama.set_seed(seed)
 
     vocab = llama._model.vocab
@@ -94,9 +93,8 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
     count = 0
     stop_reason = "length"
     for token in llama.generate(
-        tokens, top_k=int(sampling.get("top_k", 40)), top_p=float(sampling.get("top_p", 0.95)),
-        min_p=float(sampling.get("min_p", 0.05)), temp=float(sampling.get("temperature", 0.7)),
-        repeat_penalty=float(sampling.get("repeat_penalty", 1.1)),
+        tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p, temp=sampling.temperature,
+        repeat_penalty=sampling.repeat_penalty,
     ):
         if should_stop():
             stop_reason = "cancelled"

@@ -1,19 +1,22 @@
-"""What this machine can run: cores, memory, GPUs, and how many layers to offload.
+"""What this machine has: cores, memory, GPUs, and whether this llama.cpp build can offload to them.
 
-The probe never fails: anything it cannot find is reported as absent. `choose_gpu_layers` takes a
-HardwareInfo, so tests (and the Models page's "fits this machine") can describe any machine. The
-text parsers are separate functions so that a test can feed them another machine's output.
+The probe never fails: anything it cannot find is reported as absent. It never loads llama.cpp (or
+a CUDA library) into the calling process: whether the build can offload is read from which ggml
+backend libraries the llama_cpp package ships. How many layers to offload is the fit's business
+(engine.runtime.fit). The text parsers are separate functions so that a test can feed them another
+machine's output.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-VRAM_MARGIN = 0.9  # use at most 90% of free VRAM
 APPLE_GPU_SHARE = 2 / 3  # Metal may use about two thirds of unified memory
 MiB = 2**20
 
@@ -69,12 +72,7 @@ def default_threads(info: HardwareInfo | None = None) -> int:
 
 
 def probe_hardware(check_offload: bool = True) -> HardwareInfo:
-    """Probe this machine; never raises.
-
-    llama_cpp is imported (to ask whether this build can offload) only when a GPU was found: on a
-    machine without one there is nothing to offload to, and the import costs time and memory in the
-    app process. `check_offload=False` skips it even then and assumes a found GPU can be used.
-    """
+    """Probe this machine; never raises. `check_offload=False` assumes a found GPU can be used."""
     system, machine = platform.system(), platform.machine()
     total, available = _memory(system)
     gpus = _nvidia_gpus()
@@ -89,22 +87,6 @@ def apple_gpu(ram_total: int, ram_available: int) -> GpuInfo:
     """Apple Silicon: the GPU shares the RAM; treat about two thirds of it as VRAM."""
     return GpuInfo("Apple Silicon GPU", int(ram_total * APPLE_GPU_SHARE), int(ram_available * APPLE_GPU_SHARE),
                    "metal")
-
-
-def choose_gpu_layers(model, hw: HardwareInfo, context_length: int) -> int:
-    """How many layers to offload: all (blocks + the output layer) when weights + KV cache + compute
-    buffers fit in 90% of the free VRAM; else the share of layers that fits; 0 on CPU or without
-    offload support."""
-    if model is None or not hw.gpu_offload_supported or not hw.gpus:
-        return 0
-    from engine.hub.inspect import estimate_memory
-
-    layers = (model.block_count or 0) + 1
-    need = estimate_memory(model, context_length).total
-    room = hw.vram_free * VRAM_MARGIN
-    if need <= room:
-        return layers
-    return max(0, min(layers, int(layers * room / need)))
 
 
 # -- probes: each returns something sane or "absent" -------------------------------------------
@@ -205,13 +187,30 @@ def _windows_memory() -> tuple[int, int]:
     return 0, 0
 
 
-def _offload_supported() -> bool:
-    try:
-        import llama_cpp
+GPU_BACKEND_LIBRARIES = ("ggml-cuda", "ggml-metal", "ggml-vulkan", "ggml-hip", "ggml-sycl")
 
-        return bool(llama_cpp.llama_supports_gpu_offload())
-    except Exception:  # not installed, a broken build, a missing driver: no offload
+
+def _offload_supported() -> bool:
+    """Whether the installed llama.cpp build has a GPU backend, from the libraries it ships.
+
+    Found without importing llama_cpp: importing it would load its backends (and with them CUDA's
+    libraries, hundreds of MB) into the app process, which only ever talks to model processes."""
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
         return False
+    return has_gpu_backend([Path(p) for p in spec.submodule_search_locations])
+
+
+def has_gpu_backend(package_dirs: list[Path]) -> bool:
+    """True when a GPU backend library of ggml (CUDA, Metal, Vulkan, HIP, SYCL) is in the package's folders."""
+    for folder in package_dirs:
+        for lib in (folder / "lib", folder):
+            if not lib.is_dir():
+                continue
+            for path in lib.iterdir():
+                if any(name in path.name for name in GPU_BACKEND_LIBRARIES):
+                    return True
+    return False
 
 
 def _nvidia_gpus() -> list[GpuInfo]:

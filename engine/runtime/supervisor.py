@@ -31,8 +31,13 @@ from engine.errors import (
     TemplateError,
     UnsupportedModel,
 )
+from engine.gguf.adapter import inspect_adapter
+from engine.gguf.inspect import inspect_gguf
 from engine.jobs import CancelToken, Progress
 from engine.runtime.client import HostClient
+from engine.runtime.fit import choose_gpu_layers
+from engine.runtime.hardware import default_threads, probe_hardware
+from engine.runtime.process_memory import resident_bytes
 from engine.runtime.protocol import TEMPLATE_TIMEOUT_EXIT, TOKEN_ENV
 
 log = logging.getLogger(__name__)
@@ -67,12 +72,12 @@ class HostSettings:
 
 
 def resolve_threads(threads: int | None) -> int:
-    """The default thread count: cores - 1 (at least 1), leaving a core for the window."""
+    """The user's thread count, or the default (`hardware.default_threads`: cores - 1)."""
     if threads is not None:
         if threads < 1:
             raise InvalidInput("Threads must be at least 1.")
         return threads
-    return max(1, (os.cpu_count() or 2) - 1)
+    return default_threads()
 
 
 def resolve_gpu_layers(settings: HostSettings, model_info) -> int:
@@ -82,8 +87,6 @@ def resolve_gpu_layers(settings: HostSettings, model_info) -> int:
         except ValueError as exc:
             raise InvalidInput(f"GPU layers must be a number or 'auto', not {settings.gpu_layers!r}.") from exc
         return max(-1, layers)
-    from engine.runtime.hardware import choose_gpu_layers, probe_hardware
-
     return choose_gpu_layers(model_info, probe_hardware(), settings.context_length)
 
 
@@ -121,16 +124,7 @@ class RuntimeHost:
 
     def memory_used(self) -> int | None:
         """Resident memory of the host process in bytes (Linux; None elsewhere or when it is gone)."""
-        if not self.alive:
-            return None
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-        return None
+        return resident_bytes(self.pid) if self.alive else None
 
     def client(self) -> HostClient:
         if not self.alive:
@@ -142,8 +136,6 @@ class RuntimeHost:
         """Start the host and wait until it serves; yields Progress while loading."""
         cancel = cancel or CancelToken()
         path = Path(self.settings.model_path)
-        from engine.hub.inspect import inspect_adapter, inspect_gguf  # BadModelFile says what is wrong
-
         self.model_info = inspect_gguf(path)
         if self.settings.lora_path:
             inspect_adapter(self.settings.lora_path, self.model_info)

@@ -15,9 +15,9 @@ from app.models.session_list_model import (
     SessionRow,
     SubtitleRole,
 )
-from engine.hub.inspect import ModelInfo
-from engine.hub.library import LibraryEntry
+from engine.gguf.inspect import ModelInfo
 from engine.jobs import GenerationStats
+from engine.library.library import LibraryEntry
 from engine.store.chats import Message, Session
 
 

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from engine.hub.gguf_reader import read_header
-from engine.hub.inspect import inspect_gguf
+from engine.gguf.inspect import inspect_gguf
+from engine.gguf.reader import read_header
 from tests.support.gguf_files import TEMPLATE_KEY, copy_with_chat_template
 
 TEMPLATE = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"

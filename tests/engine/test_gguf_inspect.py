@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from engine.errors import BadModelFile
-from engine.hub.gguf_reader import SkippedArray, read_header
-from engine.hub.inspect import ModelInfo, estimate_memory, inspect_gguf, split_parts
+from engine.gguf.inspect import ModelInfo, inspect_gguf
+from engine.gguf.memory import estimate_memory
+from engine.gguf.reader import SkippedArray, read_header
+from engine.gguf.splits import split_parts
 
 
 def test_real_model_matches_what_the_gguf_package_reads(smollm2_path):

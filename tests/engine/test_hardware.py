@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
-from engine.hub.inspect import ModelInfo, estimate_memory, inspect_gguf
+from engine.gguf.inspect import ModelInfo, inspect_gguf
+from engine.gguf.memory import estimate_memory
+from engine.runtime.fit import choose_gpu_layers
 from engine.runtime.hardware import (
     GpuInfo,
     HardwareInfo,
     apple_gpu,
-    choose_gpu_layers,
     default_threads,
+    has_gpu_backend,
     parse_cpuinfo,
     parse_meminfo,
     parse_nvidia_smi,
@@ -127,3 +129,24 @@ def test_vm_stat_parser():
             "Pages inactive:                           20000.\nPages speculative:                   500.\n"
             "Pages purgeable:                            100.\n")
     assert parse_vm_stat(text) == (10000 + 20000 + 500 + 100) * 16384
+
+
+def test_offload_support_is_read_from_the_shipped_backend_libraries(tmp_path):
+    cpu_only, cuda = tmp_path / "cpu" / "llama_cpp", tmp_path / "cuda" / "llama_cpp"
+    for package, names in ((cpu_only, ["libllama.so", "libggml-cpu.so", "libggml-base.so"]),
+                           (cuda, ["libllama.so", "libggml-cpu.so", "libggml-cuda.so"])):
+        (package / "lib").mkdir(parents=True)
+        for name in names:
+            (package / "lib" / name).write_bytes(b"")
+    assert not has_gpu_backend([cpu_only])
+    assert has_gpu_backend([cuda])
+
+
+def test_probing_never_loads_llama_cpp_into_the_process():
+    import subprocess
+    import sys
+
+    code = ("import sys; from engine.runtime.hardware import probe_hardware; probe_hardware(); "
+            "print('llama_cpp' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

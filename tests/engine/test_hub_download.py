@@ -8,11 +8,11 @@ import threading
 import pytest
 
 from engine.errors import ChecksumMismatch, DownloadFailed, NetworkError, NotEnoughDisk, NotFound, UnsafePath
+from engine.gguf.inspect import inspect_gguf
 from engine.hub.download import DownloadOptions, download
-from engine.hub.inspect import inspect_gguf
-from engine.hub.library import Library
 from engine.hub.sidecar import PartRecord, part_path, sidecar_path
 from engine.jobs import CancelToken
+from engine.library.library import Library
 from engine.paths import EmberPaths
 from engine.store.db import connect
 from tests.support.hub_fixtures import EVIL_REPO, GATED_REPO, SMOL_FILE, SMOL_REPO, closed_port_url, drain

@@ -7,8 +7,13 @@ import json
 import pytest
 
 from engine.config import Settings, load_settings, save_settings, update_settings
-from engine.hub.fit import (
+from engine.gguf.inspect import inspect_gguf
+from engine.gguf.memory import estimate_memory
+from engine.paths import EmberPaths
+from engine.runtime.bandwidth import measure_bandwidth, memory_bandwidth
+from engine.runtime.fit import (
     EFFICIENCY,
+    choose_gpu_layers,
     estimate_fit,
     guess_shape,
     learn_from_reply,
@@ -16,10 +21,7 @@ from engine.hub.fit import (
     record_measured_speed,
     speed_calibration,
 )
-from engine.hub.inspect import estimate_memory, inspect_gguf
-from engine.paths import EmberPaths
-from engine.runtime.bandwidth import measure_bandwidth, memory_bandwidth
-from engine.runtime.hardware import GpuInfo, HardwareInfo, choose_gpu_layers
+from engine.runtime.hardware import GpuInfo, HardwareInfo
 from engine.store.db import connect
 from engine.store.models_repo import ModelRepository
 

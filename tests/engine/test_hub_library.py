@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from engine.hub.download import download
-from engine.hub.library import Library, model_folders
 from engine.hub.sidecar import part_path, sidecar_path
+from engine.library.library import Library, model_folders
 from engine.paths import EmberPaths
 from engine.store.db import connect
 from tests.support.hub_fixtures import SPLIT_PARTS, SPLIT_REPO, drain

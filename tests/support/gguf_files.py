@@ -52,7 +52,7 @@ def write_lora_adapter(base: Path, dst: Path, rank: int = 4, targets: tuple[str,
     """
     import numpy as np
 
-    from engine.hub.gguf_reader import read_header
+    from engine.gguf.reader import read_header
 
     header = read_header(base)
     writer = gguf.GGUFWriter(str(dst), arch=header.metadata["general.architecture"])

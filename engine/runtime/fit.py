@@ -1,8 +1,9 @@
-"""Will this file run on this machine, and how fast? An estimate, before and after download.
+"""Will this file run on this machine, how many layers go to the GPU, and how fast? Before and after download.
 
 Before download only the file name and size are known, so the model's shape comes from rules of
 thumb (below); after download `inspect_gguf` gives the real layers and KV cache size. Memory is
-weights + KV cache (f16) at the chosen context + compute buffers, as engine.hub.inspect counts it.
+weights + KV cache (f16) at the chosen context + compute buffers, as engine.gguf.memory counts it.
+`layers_on_gpu` is the one rule for the GPU split: the fit shows it and the runtime host loads with it.
 
 Speed: generating a token reads every weight once, so tokens/s ≈ bandwidth × EFFICIENCY / weight
 bytes (RAM bandwidth measured once on this machine; GPU bandwidth assumed). After a chat, the
@@ -15,10 +16,13 @@ import math
 from dataclasses import dataclass
 
 from engine.config import load_settings, update_settings
-from engine.hub.inspect import MemoryEstimate, ModelInfo, estimate_memory
+from engine.gguf.inspect import ModelInfo
+from engine.gguf.memory import MemoryEstimate, compute_allowance, estimate_memory
 from engine.paths import EmberPaths
-from engine.runtime.hardware import VRAM_MARGIN, HardwareInfo, choose_gpu_layers
+from engine.runtime.bandwidth import memory_bandwidth
+from engine.runtime.hardware import HardwareInfo, probe_hardware
 
+VRAM_MARGIN = 0.9  # use at most 90% of free VRAM
 EFFICIENCY = 0.6  # llama.cpp decode reaches roughly 50-70% of the memory bandwidth
 CUDA_BANDWIDTH_ASSUMED = 300e9  # a mid-range card; calibration corrects it after the first chat
 CALIBRATION_KEY = "speed_calibration"
@@ -60,7 +64,7 @@ def guess_shape(file_size: int, quantization: str | None, context_length: int) -
     billions = file_size * 8 / bits / 1e9
     layers = next(n for limit, n in LAYERS_BY_SIZE if billions <= limit)
     kv = int(KV_PER_TOKEN_PER_SQRT_B * math.sqrt(max(billions, 0.01)) * context_length)
-    overhead = int(file_size * 0.05) + 64 * 2**20 + GUESSED_VOCAB * 4 * 512
+    overhead = compute_allowance(file_size, GUESSED_VOCAB)
     return ModelShape(file_size, layers, MemoryEstimate(file_size, kv, overhead), from_header=False)
 
 
@@ -68,6 +72,30 @@ def shape_from_info(info: ModelInfo, context_length: int) -> ModelShape:
     memory = estimate_memory(info, context_length)
     return ModelShape(memory.weights, info.block_count or guess_shape(info.file_size, info.quantization, 1).layers,
                       memory, from_header=True)
+
+
+def layers_on_gpu(need: int, layers: int, hw: HardwareInfo) -> int:
+    """How many of `layers` to offload: all when `need` bytes fit in 90% of the free VRAM, else the share
+    that fits; 0 on CPU or with a build that cannot offload."""
+    room = hw.vram_free * VRAM_MARGIN if hw.gpu_offload_supported and hw.gpus else 0
+    if room <= 0:
+        return 0
+    if need <= room:
+        return layers
+    return max(0, min(layers, int(layers * room / need)))
+
+
+def gpu_share(gpu_layers: int, layers: int) -> float:
+    """The share of the weights on the GPU (-1 layers: all of them, as llama.cpp reads it)."""
+    return 1.0 if gpu_layers < 0 else min(1.0, gpu_layers / layers) if layers else 0.0
+
+
+def choose_gpu_layers(model: ModelInfo | None, hw: HardwareInfo, context_length: int) -> int:
+    """GPU layers for an inspected model: its blocks + the output layer, as llama.cpp counts them."""
+    if model is None:
+        return 0
+    layers = (model.block_count or 0) + 1
+    return layers_on_gpu(estimate_memory(model, context_length).total, layers, hw)
 
 
 @dataclass(frozen=True)
@@ -134,12 +162,8 @@ def estimate_fit(hw: HardwareInfo, context_length: int, *, file_size: int | None
     else:
         raise ValueError("estimate_fit needs the file size or the inspected model")
     need, layers = shape.memory.total, shape.layers + 1  # + the output layer, as llama.cpp counts
-    room = hw.vram_free * VRAM_MARGIN if hw.gpu_offload_supported and hw.gpus else 0
-    if info is not None:
-        gpu_layers = choose_gpu_layers(info, hw, context_length)
-    else:
-        gpu_layers = layers if need <= room else (int(layers * room / need) if room else 0)
-    share = gpu_layers / layers
+    gpu_layers = layers_on_gpu(need, layers, hw)
+    share = gpu_share(gpu_layers, layers)
     vram = int(need * share)
     ram = need - vram
     if ram > hw.ram_available:
@@ -200,14 +224,11 @@ def learn_from_reply(paths: EmberPaths, models_repo, model_path: str, info: Mode
     if completion_tokens < MIN_TOKENS_TO_LEARN or not tokens_per_s:
         return None
     if hw is None:
-        from engine.runtime.hardware import probe_hardware
         hw = probe_hardware()
     if bandwidth is None:
-        from engine.runtime.bandwidth import memory_bandwidth
         bandwidth = memory_bandwidth(paths)
     shape = shape_from_info(info, context_length)
-    layers = shape.layers + 1
-    share = 1.0 if gpu_layers < 0 else min(1.0, gpu_layers / layers)
+    share = gpu_share(gpu_layers, shape.layers + 1)
     predicted = predict_tokens_per_s(shape.weights, share, hw, bandwidth)
     return record_measured_speed(paths, tokens_per_s, predicted, hw.backend, model_path=model_path,
                                  models_repo=models_repo)

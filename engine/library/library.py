@@ -17,10 +17,11 @@ from pathlib import Path
 
 from engine.config import load_settings, update_settings
 from engine.errors import BadModelFile, InvalidInput
-from engine.hub.hashing import sha256_file
-from engine.hub.inspect import SPLIT_NAME, ModelInfo, inspect_gguf, split_parts
+from engine.gguf.inspect import ModelInfo, inspect_gguf
+from engine.gguf.splits import SPLIT_NAME, split_parts
 from engine.hub.sidecar import PartRecord, part_path, sidecar_path
 from engine.jobs import CancelToken, Progress
+from engine.library.hashing import sha256_file
 from engine.paths import EmberPaths, starter_model
 from engine.store.models_repo import ModelRepository, ModelRow
 

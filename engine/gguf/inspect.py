@@ -1,24 +1,26 @@
-"""What a GGUF file is: architecture, size, quantization, context, template; and the memory it needs.
+"""What a GGUF file is: architecture, size, quantization, context, template.
 
-Built on our bounded header reader (gguf_reader.py); the `gguf` package supplies only its constants.
-Results are cached in-process by (path, size, mtime), so listing a library re-reads nothing.
+Built on our bounded header reader (reader.py); the `gguf` package supplies only its constants.
+Results are cached in-process by (path, size, mtime), so listing a library re-reads nothing; the
+cache is shared by every thread (the library scans on a worker while a load inspects on another).
 """
 
 from __future__ import annotations
 
-import re
+import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import BadModelFile
-from engine.hub.gguf_reader import SkippedArray, read_header, read_string_item
+from engine.gguf.reader import SkippedArray, read_header, read_string_item
+from engine.gguf.splits import SPLIT_NAME, split_parts
 
-SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$", re.I)
 CACHE_MAX = 256
 GUESSED_FILE_TYPE = 1024  # llama.cpp ORs this into general.file_type when it guessed it
 
 _cache: dict[tuple, ModelInfo] = {}
+_cache_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -61,33 +63,21 @@ class ModelInfo:
         return data
 
 
-@dataclass(frozen=True)
-class MemoryEstimate:
-    """Bytes needed to run a model: weights + KV cache + a compute allowance (see estimate_memory)."""
-
-    weights: int
-    kv_cache: int
-    overhead: int
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.kv_cache + self.overhead
-
-    def to_dict(self) -> dict:
-        return {"weights": self.weights, "kv_cache": self.kv_cache, "overhead": self.overhead, "total": self.total}
-
-
 def inspect_gguf(path: Path | str) -> ModelInfo:
     """Inspect a GGUF file (or a part of a split one); BadModelFile if it is not usable."""
     path = Path(path)
     key = _cache_key(path)
-    if key is not None and key in _cache:
-        return _cache[key]
-    info = _inspect(path)
     if key is not None:
-        while len(_cache) >= CACHE_MAX:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = info
+        with _cache_lock:
+            cached = _cache.get(key)
+        if cached is not None:
+            return cached
+    info = _inspect(path)  # outside the lock: two threads may inspect one new file, never corrupt the cache
+    if key is not None:
+        with _cache_lock:
+            while len(_cache) >= CACHE_MAX:
+                _cache.pop(next(iter(_cache)))
+            _cache[key] = info
     return info
 
 
@@ -97,16 +87,6 @@ def _cache_key(path: Path) -> tuple | None:
                      for s in [p.stat()]) if path.is_file() else None
     except OSError:
         return None
-
-
-def split_parts(path: Path) -> list[Path]:
-    """All present parts of a split GGUF (`name-00001-of-00003.gguf`), or just the file."""
-    match = SPLIT_NAME.match(path.name)
-    if not match:
-        return [path]
-    total = int(match["total"])
-    parts = [path.with_name(f"{match['stem']}-{i:05d}-of-{match['total']}.gguf") for i in range(1, total + 1)]
-    return [p for p in parts if p.is_file()]
 
 
 def _inspect(path: Path) -> ModelInfo:
@@ -204,48 +184,3 @@ def _quantization(file_type, types: Counter, gguf) -> str:
         if name:
             return "F32" if name == "ALL_F32" else name.removeprefix("MOSTLY_")
     return types.most_common(1)[0][0] if types else "unknown"
-
-
-def estimate_memory(info: ModelInfo, context_length: int, kv_bytes_per_element: float = 2) -> MemoryEstimate:
-    """Memory to run `info` at `context_length`, as llama.cpp lays it out.
-
-    weights  = the tensor data (every part's data section, loaded or mapped whole)
-    kv_cache = n_layers × context × n_kv_heads × (key_length + value_length) × bytes per element,
-               which is 2 × n_layers × context × n_kv_heads × head_dim × bytes when K and V have the
-               same width (head_dim = key_length, else embedding_length / head_count; f16 = 2 bytes)
-    overhead = 5% of the weights + 64 MiB + vocab × 4 bytes × 512 (compute buffers, one batch of logits)
-    """
-    weights = info.weights_bytes or info.file_size
-    kv = 0
-    if info.block_count and info.head_count and info.embedding_length:
-        head_dim = info.embedding_length // info.head_count
-        width = (info.key_length or head_dim) + (info.value_length or info.key_length or head_dim)
-        kv = int(info.block_count * max(0, context_length) * (info.head_count_kv or info.head_count) * width
-                 * kv_bytes_per_element)
-    overhead = int(weights * 0.05) + 64 * 2**20 + (info.vocab_size or 32000) * 4 * 512
-    return MemoryEstimate(weights=weights, kv_cache=kv, overhead=overhead)
-
-
-@dataclass(frozen=True)
-class AdapterInfo:
-    path: str
-    architecture: str
-    adapter_type: str
-    alpha: float | None
-    tensor_count: int
-
-
-def inspect_adapter(path: Path | str, model: ModelInfo | None = None) -> AdapterInfo:
-    """Check a LoRA adapter GGUF before llama.cpp sees it (a bad one can crash the host outright)."""
-    path = Path(path)
-    header = read_header(path)
-    meta = header.metadata
-    info = AdapterInfo(str(path), str(meta.get("general.architecture", "unknown")),
-                       str(meta.get("adapter.type", "")), meta.get("adapter.lora.alpha"), len(header.tensors))
-    if meta.get("general.type") != "adapter" or info.adapter_type != "lora":
-        raise BadModelFile(f"{path.name} is a GGUF file but not a LoRA adapter.",
-                           "Pick an adapter exported for this model (general.type = adapter).")
-    if model is not None and info.architecture != model.architecture:
-        raise BadModelFile(f"The adapter {path.name} is for {info.architecture} models, not {model.architecture}.",
-                           "Pick an adapter trained on this model.")
-    return info
