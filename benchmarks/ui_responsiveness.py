@@ -111,9 +111,9 @@ def streaming_stalls(threads: int, runs: int, tokens: int, history: int = 0) -> 
     window, services = open_window(home)
     try:
         wait_until(lambda: window.chat_page.model_bar.entry() is not None)
-        entry = next(e for e in window.models.entries if e.source == "starter")
-        window.models.load(entry, context_length=8192 if history else 2048, gpu_layers=0, threads=threads)
-        wait_until(lambda: services.model.ready and not window.models.busy)
+        entry = next(e for e in window.library.entries if e.source == "starter")
+        window.runtime.load(entry, context_length=8192 if history else 2048, gpu_layers=0, threads=threads)
+        wait_until(lambda: services.chat_model is not None and not window.runtime.busy)
         runs_seen = [one_stream(window, services, tokens, seed, long_id) for seed in range(1, runs + 1)]
         gaps = [r[0] for r in runs_seen]
         return {"longest_gap_ms": statistics.median(gaps), "worst_gap_ms": max(gaps),
@@ -276,7 +276,7 @@ def one_download() -> tuple[float, float]:
         page = window.findChild(ModelsPage, "modelsPage")
         details, shown = [], []
         page.controller.detail_ready.connect(lambda detail, choices: details.append(choices))
-        page.controller.library_changed.connect(lambda entries: shown.append(any(e.source == "hub" and e.name == SMOL_FILE for e in entries)))
+        page.library.library_changed.connect(lambda entries: shown.append(any(e.source == "hub" and e.name == SMOL_FILE for e in entries)))
         page.controller.show_repo(SMOL_REPO, 4096)
         wait_until(lambda: details)
         choice = next(c for c in details[0] if c.file.name == SMOL_FILE)

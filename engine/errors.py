@@ -25,6 +25,12 @@ class EmberError(Exception):
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
+class Cancelled(EmberError):
+    """The user stopped the work. Not a failure: callers that asked for the cancel drop it quietly."""
+
+    default_hint = ""
+
+
 class InvalidInput(EmberError):
     default_hint = "Check the value and try again."
 

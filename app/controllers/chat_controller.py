@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.changes import ChangeNotice, Changes
 from app.models.message_model import DisplayMessage
 from app.models.session_list_model import SessionRow
 from app.services import Services
@@ -29,14 +30,24 @@ class ChatController(QObject):
     notice = Signal(str)
     error = Signal(object)  # EmberError
 
-    def __init__(self, services: Services, parent=None) -> None:
+    def __init__(self, services: Services, notices: ChangeNotice, parent=None) -> None:
         super().__init__(parent)
         self.services = services
+        self.notices = notices
         self.chats = services.chats
+        notices.changed.connect(self._on_changes)
         self.session_id: int | None = None
         self.search_text = ""
         self.items: list[DisplayMessage] = []  # the shown branch, as last sent to the view
-        self.busy = lambda: False  # set by the window: True while a reply streams
+        self.busy = lambda: False  # set by the reply controller: True while a turn is active
+
+    def _on_changes(self, changes: Changes) -> None:
+        """Chats changed elsewhere (another page imported or made one): list them again."""
+        if changes.sessions and changes.source is not self:
+            self.refresh_sessions()
+
+    def _publish_sessions(self) -> None:
+        self.notices.publish(Changes(sessions=True, source=self))
 
     # --- the list -------------------------------------------------------------------------------
     def session(self) -> Session | None:
@@ -80,6 +91,7 @@ class ChatController(QObject):
             model_path=previous.model_path if previous else None)
         self.search_text = ""
         self.select(session.id)
+        self._publish_sessions()
         return session
 
     def select(self, session_id: int | None, message_id: int | None = None) -> None:
@@ -118,6 +130,7 @@ class ChatController(QObject):
         else:
             self.refresh_sessions()
         self.deleted.emit(session_id, title)
+        self._publish_sessions()
 
     def restore(self, session_id: int) -> None:
         self.chats.restore_session(session_id)
@@ -226,6 +239,7 @@ class ChatController(QObject):
             self.search_text = ""
             self.select(session_id)
             self.notice.emit(f"Imported {Path(path).name}")
+            self._publish_sessions()
         return session_id
 
     def _guard(self, action):

@@ -1,7 +1,9 @@
-"""The Models page's controller: Hub search and detail, fit estimates, the download queue, the library.
+"""The Models page's controller: Hub search and detail, fit estimates, the download queue.
 
 Every Hub call and every download runs on a worker; each download has its own thread. The queue's
 sidecar files are its state, so downloads left unfinished by a crash resume when the window opens.
+The library itself belongs to the library controller: a finished download asks it to rescan, and
+its change notice refits the files shown here (a file downloaded before is fitted from its header).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from app.controllers.model_controller import scan_library
+from app.changes import ChangeNotice, Changes
+from app.controllers.library_controller import LibraryController
 from app.services import Services
 from app.workers import Worker, WorkerRunner
 from engine.errors import EmberError
@@ -22,8 +25,10 @@ from engine.hub.files import GgufFile
 from engine.hub.queue import DownloadQueue, QueueItem
 from engine.hub.search import repo_detail, search_models
 from engine.jobs import Progress
-from engine.library.library import LibraryEntry, info_from_row
+from engine.library.library import info_from_row
+from engine.runtime.bandwidth import memory_bandwidth
 from engine.runtime.fit import FitEstimate, estimate_fit, speed_calibration
+from engine.runtime.hardware import probe_hardware
 from engine.store.models_repo import ModelRepository
 
 
@@ -43,10 +48,7 @@ class DownloadRow:
 
 def _machine(paths):
     """This machine now (free memory changes) and its memory bandwidth (measured once, then cached)."""
-    from engine.runtime.bandwidth import memory_bandwidth
-    from engine.runtime.hardware import probe_hardware
-
-    return probe_hardware(), memory_bandwidth(paths)
+    return probe_hardware(check_offload=True), memory_bandwidth(paths)
 
 
 class ModelsController(QObject):
@@ -54,17 +56,18 @@ class ModelsController(QObject):
     detail_ready = Signal(object, object)  # RepoDetail, list[FileChoice]
     downloads_changed = Signal(object)  # list[DownloadRow]
     download_progress = Signal(object)  # DownloadRow
-    library_changed = Signal(object)  # list[LibraryEntry]
-    library_edited = Signal()  # a download, an added file or folder, a deletion: other lists rescan
     busy = Signal(str)  # what is being fetched ("" when idle)
     error = Signal(object)  # EmberError
     notice = Signal(str)
 
-    def __init__(self, services: Services, runner: WorkerRunner, parent=None,
-                 options: DownloadOptions | None = None) -> None:
+    def __init__(self, services: Services, runner: WorkerRunner, library: LibraryController, notices: ChangeNotice,
+                 parent=None, options: DownloadOptions | None = None) -> None:
         super().__init__(parent)
         self.services = services
         self.runner = runner
+        self.library = library
+        self._context_length = 4096
+        notices.changed.connect(self._on_changes)
         self.endpoint = current_endpoint()
         self.queue = DownloadQueue(services.paths, self.endpoint, options=options)
         self._hardware = None  # as last probed for a fit
@@ -80,6 +83,7 @@ class ModelsController(QObject):
         self._start_latest("search", worker, self.results_ready.emit)
 
     def show_repo(self, repo_id: str, context_length: int) -> None:
+        self._context_length = context_length
         self.busy.emit(f"Opening {repo_id}…")
         worker = Worker(self._detail_job, repo_id, context_length)
         worker.finished.connect(lambda: self.busy.emit(""))
@@ -87,6 +91,7 @@ class ModelsController(QObject):
 
     def refit(self, context_length: int) -> None:
         """Recompute the fit of the shown files for another context length (no new Hub request)."""
+        self._context_length = context_length
         if self._detail is not None:
             worker = Worker(self._detail_job, self._detail.summary.repo_id, context_length, self._detail)
             self._start_latest("detail", worker, self._on_detail)
@@ -206,7 +211,7 @@ class ModelsController(QObject):
     def _on_downloaded(self, path) -> None:
         if path:
             self.notice.emit(f"{Path(path).name} is downloaded and verified.")
-            self.refresh_library(edited=True)
+            self.library.downloaded()
 
     def _on_download_finished(self, key: str, worker: Worker) -> None:
         if self._workers.get(key) is worker:
@@ -225,24 +230,7 @@ class ModelsController(QObject):
             except EmberError:
                 pass  # removed meanwhile
 
-    # --- library ------------------------------------------------------------------------------
-    # Scanning inspects new files and a folder may hold many: it runs on a worker, on its own connection.
-    def refresh_library(self, edited: bool = False) -> None:
-        self._run_library(None, edited=edited)
-
-    def add_file(self, path: str) -> None:
-        self._run_library("add_file", Path(path), edited=True)
-
-    def add_folder(self, path: str) -> None:
-        self._run_library("add_folder", Path(path), edited=True)
-
-    def delete(self, entry: LibraryEntry) -> None:
-        self._run_library("remove", entry, entry.source == "hub", edited=True)  # only Ember's own downloads are deleted
-
-    def _run_library(self, action: str | None, *args, edited: bool = False) -> None:
-        worker = Worker(scan_library, self.services, action, *args)
-        worker.result.connect(self.library_changed)
-        if edited:
-            worker.result.connect(lambda _entries: self.library_edited.emit())
-        worker.error.connect(self.error)
-        self.runner.start(worker)
+    def _on_changes(self, changes: Changes) -> None:
+        """The library changed (a download, a deletion, a hash): the shown files' fit may change with it."""
+        if changes.library:
+            self.refit(self._context_length)

@@ -1,34 +1,53 @@
 """Replies: send, regenerate, edit and resend, stop; the context budget; the overflow question.
 
-A turn first counts the context (a short worker). If the chat no longer fits, `overflow` asks the
-view, and nothing is written or cut until the user chooses. Then the turn's messages are written
-(quick SQL) and the reply streams on its own thread; the text is handed to the view once per frame
-(FRAME_MS), not once per token.
+A turn has one state and one cancel token from the click to the last token:
+    counting → (asking, when the chat no longer fits) → streaming → done
+Counting runs the engine's one turn assembler (engine.chat.turn) on a worker; when the chat
+overflows, `overflow` asks the view and nothing is written or cut until the user chooses. Then the
+turn's messages are written (quick SQL) and the reply streams on its own thread, into the chat the
+turn was asked in; the text is handed to the view once per frame (FRAME_MS), not once per token.
+Esc (stop) ends the turn in whichever state it is; while a turn is active the chat cannot be
+switched or deleted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.controllers.chat_controller import ChatController
+from app.controllers.runtime_controller import RuntimeController
 from app.services import Services
 from app.workers import Worker, WorkerRunner
-from engine.chat.budget import ContextBudget, ContextOverflow, measure_budget
-from engine.chat.conversation import PendingReply, to_host_messages
-from engine.errors import EmberError, HostDied, InvalidInput
+from engine.chat.budget import ContextOverflow
+from engine.chat.conversation import ModelIdentity, PendingReply
+from engine.chat.turn import AssembledTurn, TurnRequest, assemble_turn
+from engine.errors import Cancelled, EmberError, HostDied, InvalidInput
 from engine.jobs import CancelToken, GenerationStats, TokenEvent
 from engine.runtime.fit import MIN_TOKENS_TO_LEARN, learn_from_reply
-from engine.runtime.sampling import Sampling
 from engine.store.models_repo import ModelRepository
 
 FRAME_MS = 25
 NO_MODEL = EmberError("No model is loaded.", "Pick a model at the top of the chat and press Load.")
+TURN_STATES = ("counting", "asking", "streaming", "done")
+
+
+@dataclass
+class Turn:
+    """One turn, from the click to the last token."""
+
+    session_id: int
+    request: TurnRequest
+    prepare: Callable[[ModelIdentity], PendingReply]  # writes the turn's messages
+    cancel: CancelToken = field(default_factory=CancelToken)
+    state: str = "counting"
+    reply_id: int | None = None
 
 
 class ReplyController(QObject):
-    generating_changed = Signal(bool)
+    generating_changed = Signal(bool)  # a turn started (True) or ended (False), whatever its state
     turn_started = Signal(int)  # the new reply's message id (the composer may clear now)
     text_arrived = Signal(int, str)  # message id, a frame's worth of text
     reply_finished = Signal(object)  # GenerationStats
@@ -37,27 +56,29 @@ class ReplyController(QObject):
     host_lost = Signal()
     error = Signal(object)  # EmberError
 
-    def __init__(self, services: Services, runner: WorkerRunner, chat: ChatController, parent=None) -> None:
+    def __init__(self, services: Services, runner: WorkerRunner, chat: ChatController,
+                 runtime: RuntimeController, parent=None) -> None:
         super().__init__(parent)
-        self.services, self.runner, self.chat = services, runner, chat
+        self.services, self.runner, self.chat, self.runtime = services, runner, chat, runtime
         self.chats = services.chats
-        self._stream: Worker | None = None
-        self._streaming_id: int | None = None
+        self.turn: Turn | None = None
         self._buffer: list[str] = []
-        self._waiting: Callable[[bool], None] | None = None  # the turn held back by an overflow question
         self._counting = False
         self._next_draft: str | None = None
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FRAME_MS)
         self._flush_timer.timeout.connect(self._flush)
+        chat.busy = lambda: self.generating
 
     @property
     def generating(self) -> bool:
-        return self._stream is not None
+        """A turn is active (counting, asking or streaming)."""
+        return self.turn is not None
 
     def context_length(self) -> int:
         """The context the reply gets: the chat's setting, at most what the loaded model was given."""
-        loaded = self.services.model.context_length or 4096
+        model = self.services.chat_model
+        loaded = model.context_length if model else 4096
         session = self.chat.session()
         wanted = session.context_length if session and session.context_length else loaded
         return min(wanted, loaded)
@@ -67,102 +88,124 @@ class ReplyController(QObject):
         if not text.strip():
             self.error.emit(InvalidInput("The message is empty.", "Type something to send."))
             return
-        if not self.services.model.ready:
-            self.error.emit(NO_MODEL)
-            return
-        if self.chat.session_id is None:
-            self.chat.new_session()
-        sid = self.chat.session_id
-        self._check_then(self.chats.branch(sid), text,
-                         lambda model: self.services.conversation.prepare_send(sid, text, model))
-
-    def regenerate(self, message_id: int) -> None:
-        """A new version of a reply (or a reply to a prompt that has none)."""
-        sid = self.chat.session_id
-        self._check_then(self._history_before(message_id, include_user=True), None,
-                         lambda model: self.services.conversation.prepare_regenerate(sid, message_id, model))
-
-    def edit(self, message_id: int, text: str) -> None:
-        """Send an edited prompt as a new version beside the original (a branch)."""
-        sid = self.chat.session_id
-        self._check_then(self._history_before(message_id, include_user=False), text,
-                         lambda model: self.services.conversation.prepare_edit(sid, message_id, text, model))
-
-    def stop(self) -> None:
-        if self._stream is not None:
-            self._stream.cancel.cancel()
-
-    def answer_overflow(self, drop_oldest: bool) -> None:
-        """The user's choice after `overflow`: drop the oldest turns for this reply, or send nothing."""
-        turn, self._waiting = self._waiting, None
-        if turn is not None and drop_oldest:
-            turn(True)
-
-    def _history_before(self, message_id: int, include_user: bool):
-        """The shown branch up to the prompt a regenerated or edited reply answers."""
-        branch = self.chats.branch(self.chat.session_id)
-        ids = [m.id for m in branch]
-        if message_id not in ids:
-            return branch
-        cut = branch[: ids.index(message_id) + 1]
-        if cut and cut[-1].role == "assistant":
-            cut = cut[:-1]
-        if not include_user and cut and cut[-1].role == "user":
-            cut = cut[:-1]
-        return cut
-
-    def _check_then(self, history, new_text: str | None, prepare) -> None:
-        """Count the context first; when it overflows, ask before anything is written or cut."""
-        if self.generating or self._waiting is not None or self.chat.session_id is None:
-            return
-        if not self.services.model.ready:
-            self.error.emit(NO_MODEL)
-            return
-        session = self.chat.session()
-        messages = to_host_messages(session.system_prompt, history)
-        if new_text is not None:
-            messages.append({"role": "user", "content": new_text})
-        reserve = Sampling.from_dict(session.sampling).max_tokens
-
-        def counted(budget: ContextBudget) -> None:
-            self.budget_changed.emit(budget)
-            if budget.overflows:
-                self._waiting = lambda drop: self._start(prepare, drop)
-                self.overflow.emit(budget)
-            else:
-                self._start(prepare, False)
-
-        self.runner.run(measure_budget, self.services.model.host.client(), messages, reserve,
-                        self.context_length(), name="count-tokens", on_result=counted, on_error=self._on_error)
-
-    def _start(self, prepare, drop_oldest: bool) -> None:
-        model = self.services.model
-        if not model.ready:
+        if self.services.chat_model is None:
             self.error.emit(NO_MODEL)
             return
         if self.generating:
             return
+        if self.chat.session_id is None:
+            self.chat.new_session()
+        sid = self.chat.session_id
+        conversation = self.services.conversation
+        self._begin(sid, lambda: conversation.request_send(sid, text, self.context_length()),
+                    lambda model: conversation.prepare_send(sid, text, model))
+
+    def regenerate(self, message_id: int) -> None:
+        """A new version of a reply (or a reply to a prompt that has none)."""
+        sid, conversation = self.chat.session_id, self.services.conversation
+        self._begin(sid, lambda: conversation.request_regenerate(sid, message_id, self.context_length()),
+                    lambda model: conversation.prepare_regenerate(sid, message_id, model))
+
+    def edit(self, message_id: int, text: str) -> None:
+        """Send an edited prompt as a new version beside the original (a branch)."""
+        sid, conversation = self.chat.session_id, self.services.conversation
+        self._begin(sid, lambda: conversation.request_edit(sid, message_id, text, self.context_length()),
+                    lambda model: conversation.prepare_edit(sid, message_id, text, model))
+
+    def stop(self) -> None:
+        """End the turn in whichever state it is (counting, the overflow question, streaming)."""
+        turn = self.turn
+        if turn is None:
+            return
+        turn.cancel.cancel()
+        if turn.state == "asking":
+            self._end_turn()
+
+    def answer_overflow(self, drop_oldest: bool) -> None:
+        """The user's choice after `overflow`: drop the oldest turns for this reply, or send nothing."""
+        turn = self.turn
+        if turn is None or turn.state != "asking":
+            return
+        if not drop_oldest:
+            self._end_turn()
+            return
+        turn.state = "counting"
+        self._count(turn, drop_oldest=True)
+
+    def _begin(self, session_id: int | None, request: Callable[[], TurnRequest], prepare) -> None:
+        if self.generating or session_id is None:
+            return
+        model = self.services.chat_model
+        if model is None:
+            self.error.emit(NO_MODEL)
+            return
         try:
-            pending: PendingReply = prepare(model.identity)
+            turn = Turn(session_id, request(), prepare)
         except EmberError as error:
             self.error.emit(error)
             return
-        if model.identity is not None and model.identity.sha256 is None:
-            model.unhashed_replies.append(pending.assistant_message_id)
-        cancel = CancelToken()
-        worker = Worker(self.services.conversation.stream_reply, pending, model.host.client(), cancel,
-                        cancel=cancel, name="generate", context_length=self.context_length(),
-                        drop_oldest=drop_oldest)
+        self.turn = turn
+        self.generating_changed.emit(True)
+        self._count(turn, drop_oldest=False)
+
+    def _count(self, turn: Turn, drop_oldest: bool) -> None:
+        client = self.services.chat_model.host.client() if self.services.chat_model else None
+        if client is None:
+            self.error.emit(NO_MODEL)
+            self._end_turn()
+            return
+
+        def counted(assembled: AssembledTurn) -> None:
+            if self.turn is not turn:
+                return
+            if turn.cancel.cancelled:  # stopped just as the count came back
+                self._end_turn()
+                return
+            self.budget_changed.emit(assembled.budget)
+            if assembled.budget.overflows:
+                turn.state = "asking"
+                self.overflow.emit(assembled.budget)
+            else:
+                self._stream(turn, assembled)
+
+        def failed(error: EmberError) -> None:
+            if self.turn is turn:
+                self._end_turn()
+                self._on_error(error, turn)
+
+        self.runner.run(assemble_turn, client, turn.request, drop_oldest=drop_oldest, cancel=turn.cancel,
+                        name="count-tokens", on_result=counted, on_error=failed)
+
+    def _stream(self, turn: Turn, assembled: AssembledTurn) -> None:
+        model = self.services.chat_model
+        if model is None:
+            self.error.emit(NO_MODEL)
+            self._end_turn()
+            return
+        identity = ModelIdentity(model.name, model.sha256, model.quantization, model.template_hash)
+        try:
+            pending = turn.prepare(identity)
+        except EmberError as error:
+            self._end_turn()
+            self.error.emit(error)
+            return
+        turn.state, turn.reply_id = "streaming", pending.assistant_message_id
+        worker = Worker(self.services.conversation.stream_reply, pending, model.host.client(), assembled.messages,
+                        turn.cancel, cancel=turn.cancel, name="generate")
         worker.progress.connect(self._on_event)
-        worker.error.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._stream, self._streaming_id = worker, pending.assistant_message_id
-        self.chat.show_new_reply(pending.assistant_message_id)
+        worker.error.connect(lambda error: self._on_error(error, turn))
+        worker.finished.connect(lambda: self._on_finished(turn))
+        if turn.session_id == self.chat.session_id:
+            self.chat.show_new_reply(pending.assistant_message_id)
         self.chat.refresh_sessions()
         self.turn_started.emit(pending.assistant_message_id)
-        self.generating_changed.emit(True)
         self._flush_timer.start()
         self.runner.start(worker, long=True)
+
+    def _end_turn(self) -> None:
+        self.turn = None
+        self._flush_timer.stop()
+        self.generating_changed.emit(False)
 
     def _on_event(self, event: TokenEvent) -> None:
         if event.stats is not None:
@@ -174,12 +217,12 @@ class ReplyController(QObject):
 
     def _learn_speed(self, stats: GenerationStats) -> None:
         """Teach the Models page's speed estimate what this reply measured (a short worker)."""
-        model = self.services.model
-        if not model.ready or model.host.model_info is None or stats.completion_tokens < MIN_TOKENS_TO_LEARN:
+        model = self.services.chat_model
+        if model is None or model.host.model_info is None or stats.completion_tokens < MIN_TOKENS_TO_LEARN:
             return
         host = model.host
-        args = (str(host.settings.model_path), host.model_info, int(host.info.get("gpu_layers") or 0),
-                model.context_length or host.settings.context_length, stats.completion_tokens, stats.tokens_per_s)
+        args = (model.path, host.model_info, int(host.info.get("gpu_layers") or 0), model.context_length,
+                stats.completion_tokens, stats.tokens_per_s)
         # a failure is only logged: an estimate that stays uncalibrated is not worth a dialog
         self.runner.start(Worker(self._learn_speed_job, *args))
 
@@ -191,27 +234,32 @@ class ReplyController(QObject):
             conn.close()
 
     def _flush(self) -> None:
-        if self._buffer and self._streaming_id is not None:
+        turn = self.turn
+        if self._buffer and turn is not None and turn.reply_id is not None:
             text = "".join(self._buffer)
             self._buffer.clear()
-            self.text_arrived.emit(self._streaming_id, text)
+            if turn.session_id == self.chat.session_id:
+                self.text_arrived.emit(turn.reply_id, text)
 
-    def _on_error(self, error: EmberError) -> None:
-        if isinstance(error, ContextOverflow):  # the chat grew between counting and sending
+    def _on_error(self, error: EmberError, turn: Turn) -> None:
+        if isinstance(error, Cancelled) and turn.cancel.cancelled:
+            return  # the user stopped it
+        if isinstance(error, ContextOverflow):
             self.budget_changed.emit(error.budget)
         self.error.emit(error)
-        if isinstance(error, HostDied) or not self.services.model.ready:
+        if isinstance(error, HostDied) or self.services.chat_model is None:
             self.host_lost.emit()
 
-    def _on_finished(self) -> None:
+    def _on_finished(self, turn: Turn) -> None:
         self._flush()
-        self._flush_timer.stop()
-        finished_id = self._streaming_id
-        self._stream, self._streaming_id = None, None
-        self.generating_changed.emit(False)
+        self._buffer.clear()
+        if self.turn is turn:
+            self._end_turn()
+        if turn.session_id != self.chat.session_id:
+            return
         try:
-            self.chat.refresh_message(finished_id)  # the saved text, status and stats, in place
-        except EmberError:  # gone (an overflow removes the reply it had started)
+            self.chat.refresh_message(turn.reply_id)  # the saved text, status and stats, in place
+        except EmberError:  # gone meanwhile
             self.chat.reload_branch()
 
     # --- the context budget, as the user types ----------------------------------------------------
@@ -220,18 +268,20 @@ class ReplyController(QObject):
         if self._counting:
             self._next_draft = draft
             return
-        model = self.services.model
+        model = self.services.chat_model
         session = self.chat.session()
-        if not model.ready or session is None:
+        if model is None or session is None:
             self.budget_changed.emit(None)
             return
-        messages = to_host_messages(session.system_prompt, self.chats.branch(session.id))
-        if draft.strip():
-            messages.append({"role": "user", "content": draft})
+        try:
+            request = self.services.conversation.request_send(session.id, draft if draft.strip() else None,
+                                                              self.context_length())
+        except EmberError:
+            self.budget_changed.emit(None)
+            return
         self._counting = True
-        self.runner.run(measure_budget, model.host.client(), messages, Sampling.from_dict(session.sampling).max_tokens,
-                        self.context_length(), name="count-tokens", on_result=self.budget_changed,
-                        on_error=lambda _e: None, on_finished=self._counted)
+        self.runner.run(lambda: assemble_turn(model.host.client(), request).budget, name="count-tokens",
+                        on_result=self.budget_changed, on_error=lambda _e: None, on_finished=self._counted)
 
     def _counted(self) -> None:
         self._counting = False

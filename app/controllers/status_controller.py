@@ -1,5 +1,5 @@
 """What the status bar says: the loaded model, the backend (CPU / CUDA / Metal, GPU layers, threads)
-and the memory Ember uses (this process plus the model process), refreshed every few seconds."""
+and the memory Ember uses (this process plus its model processes), refreshed every few seconds."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.services import Services
 from engine.runtime.process_memory import resident_bytes
+from engine.runtime.registry import ROLES
 
 REFRESH_MS = 3000
 
@@ -43,9 +44,9 @@ class StatusController(QObject):
         self.refresh_model()
 
     def refresh_model(self) -> None:
-        model = self.services.model
+        model = self.services.chat_model
         machine = self.hardware.backend if self.hardware is not None else "CPU"
-        if not model.ready:
+        if model is None:
             self.model_text.emit("No model loaded")
             self.backend_text.emit(f"Backend: {machine} available")
         else:
@@ -53,12 +54,13 @@ class StatusController(QObject):
             layers = int(info.get("gpu_layers") or 0)
             backend = machine if layers else "CPU"
             gpu = "all layers on the GPU" if layers < 0 else f"{layers} GPU layer{'' if layers == 1 else 's'}"
-            self.model_text.emit(f"Model: {model.entry.name if model.entry else 'loaded'}")
+            self.model_text.emit(f"Model: {model.name}")
             threads = info.get("threads", "?")
             self.backend_text.emit(f"{backend} · {gpu} · {threads} thread{'' if threads == 1 else 's'}")
         self.refresh_memory()
 
     def refresh_memory(self) -> None:
-        host = self.services.model.host
-        model = host.memory_used() if host is not None else None
-        self.memory_text.emit(describe_memory(resident_bytes(os.getpid()), model))
+        hosts = [self.services.hosts.get(role) for role in ROLES]
+        used = [loaded.host.memory_used() for loaded in hosts if loaded is not None]
+        models = sum(u for u in used if u) if any(used) else None
+        self.memory_text.emit(describe_memory(resident_bytes(os.getpid()), models))

@@ -10,8 +10,9 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QMessageBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
 from app.controllers.chat_controller import ChatController
-from app.controllers.model_controller import ModelController
+from app.controllers.library_controller import LibraryController
 from app.controllers.reply_controller import ReplyController
+from app.controllers.runtime_controller import RuntimeController
 from app.models.message_model import MessageModel
 from app.views.composer import Composer
 from app.views.conversation_view import ConversationView, MessageActions
@@ -27,9 +28,10 @@ class ChatPage(QWidget):
     status_message = Signal(str)
     error_shown = Signal(object)  # EmberError
 
-    def __init__(self, chat: ChatController, replies: ReplyController, models: ModelController, parent=None):
+    def __init__(self, chat: ChatController, replies: ReplyController, runtime: RuntimeController,
+                 library: LibraryController, parent=None):
         super().__init__(parent)
-        self.chat, self.replies, self.models = chat, replies, models
+        self.chat, self.replies, self.runtime, self.library = chat, replies, runtime, library
         self.setObjectName("chatPage")
         self.overflow_dialog = None
         self.details_dialog = None
@@ -53,7 +55,7 @@ class ChatPage(QWidget):
         center_layout = QVBoxLayout(center)
         center_layout.setContentsMargins(0, 0, 0, 0)
         center_layout.setSpacing(2)
-        self.model_bar = ModelBar()
+        self.model_bar = ModelBar(self.library.model)
         self.message_model = MessageModel(self)
         self.view = ConversationView(self.message_model)
         self.empty_label = named(QLabel(), "emptyChatLabel", "Hint")
@@ -97,11 +99,11 @@ class ChatPage(QWidget):
 
     def dropEvent(self, event) -> None:
         for path in self._dropped_models(event):
-            self.models.open_file(path)
+            self.library.open_file(path)
         event.acceptProposedAction()
 
     def _connect(self) -> None:
-        c, r, m, s = self.chat, self.replies, self.models, self.sessions
+        c, r, m, s = self.chat, self.replies, self.runtime, self.sessions
         s.session_chosen.connect(self._choose_session)
         s.new_requested.connect(self.new_chat)
         s.search_changed.connect(c.set_search)
@@ -122,9 +124,12 @@ class ChatPage(QWidget):
         b.load_requested.connect(self._load)
         b.unload_requested.connect(self._unload)
         b.cancel_requested.connect(m.cancel_load)
-        b.open_requested.connect(m.open_file)
-        m.library_changed.connect(lambda entries: b.set_entries(entries, b.loaded_path or self._session_model_path()))
-        m.opened.connect(lambda entry: b.select_path(entry.path))
+        b.open_requested.connect(self.library.open_file)
+        self.library.library_changed.connect(lambda _entries: b.library_changed(b.loaded_path
+                                                                                or self._session_model_path()))
+        self.library.opened.connect(lambda entry: b.select_path(entry.path))
+        self.library.failed.connect(self.error_shown)
+        self.library.progress.connect(lambda p: p.message and self.status_message.emit(p.message))
         m.loading.connect(self._on_loading)
         m.progress.connect(self._on_model_progress)
         m.loaded.connect(self._on_loaded)
@@ -169,7 +174,8 @@ class ChatPage(QWidget):
 
     def _on_session(self, session) -> None:
         self.sessions.mark_current(session.id if session else None)
-        self.settings.show_session(session, self.chat.services.model.context_length)
+        model = self.runtime.chat_model
+        self.settings.show_session(session, model.context_length if model else None)
         self.composer.cancel_edit()
         if session is not None and session.model_path:
             self.model_bar.select_path(session.model_path)
@@ -186,17 +192,17 @@ class ChatPage(QWidget):
     # --- the model ----------------------------------------------------------------------------
     def _load(self, entry, gpu_layers) -> None:
         self.settings.flush()
-        self.models.load(entry, context_length=self.settings.context.value(), gpu_layers=gpu_layers)
+        self.runtime.load(entry, context_length=self.settings.context.value(), gpu_layers=gpu_layers)
         self.chat.update_settings(model_path=entry.path)
 
     def _unload(self) -> None:
         self.replies.stop()
-        self.models.unload()
+        self.runtime.unload()
 
     def _on_loading(self, entry) -> None:
         """A load started here or elsewhere (the Models page): show it in the picker."""
         if self.model_bar.models.row_of(entry.path) < 0:
-            self.models.scan()  # a file the picker has not listed yet (just downloaded)
+            self.library.scan()  # a file the picker has not listed yet (just downloaded)
         self.model_bar.select_path(entry.path)
         self.model_bar.show_loading(entry.name)
 
@@ -206,8 +212,9 @@ class ChatPage(QWidget):
         elif progress.message:
             self.status_message.emit(progress.message)
 
-    def _on_loaded(self, host) -> None:
-        entry = self.chat.services.model.entry
+    def _on_loaded(self, loaded) -> None:
+        """`loaded`: the LoadedModel (its file and its process)."""
+        host, entry = loaded.host, loaded
         info = host.info
         template = {"gguf": "the model's own chat template"}.get(info.get("template"),
                                                                  f"the built-in format {info.get('template')}")
@@ -244,7 +251,7 @@ class ChatPage(QWidget):
 
     def _send(self, text: str) -> None:
         self.settings.flush()
-        if not self.chat.services.model.ready and self.composer.editing_id is None and text.strip():
+        if self.runtime.chat_model is None and self.composer.editing_id is None and text.strip():
             if self._load_then_send(text):
                 return
         if self.composer.editing_id is not None:
@@ -286,7 +293,7 @@ class ChatPage(QWidget):
         content = item.message.content if item is not None else ""
         has_code = ("```" in content or "\n    " in content) and bool(
             build_document(item, 600, self.font()).code_blocks)
-        self.actions_bar.set_state(item, not self.replies.generating, self.chat.services.model.ready, has_code)
+        self.actions_bar.set_state(item, not self.replies.generating, self.runtime.chat_model is not None, has_code)
 
     def _context_menu(self, pos) -> None:
         if self.view.indexAt(pos).isValid():

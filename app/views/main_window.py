@@ -1,10 +1,17 @@
-"""The main window: navigation, pages, status bar, shortcuts, readable errors, remembered geometry."""
+"""The main window: navigation, pages, status bar, shortcuts, readable errors, remembered geometry.
+
+The window builds the shared controllers (window_controllers.py) and hands them to each page; a page
+only emits what the user asked for (`status_message`, `error_shown`, `open_in_chat`) and the window
+connects those here. Pages other than Chat are listed in PAGES with the module that builds them; they
+are built after the first paint (their imports may be heavy), or at once when first shown.
+"""
 
 from __future__ import annotations
 
 import gc
-import importlib.util
+import importlib
 import logging
+from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -18,10 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.controllers.chat_controller import ChatController
-from app.controllers.model_controller import ModelController
-from app.controllers.reply_controller import ReplyController
-from app.controllers.status_controller import StatusController
+from app.controllers.window_controllers import build_controllers
 from app.services import Services
 from app.views.chat_page import ChatPage
 from app.views.message_bar import MessageBar
@@ -31,13 +35,19 @@ from engine.errors import EmberError
 
 log = logging.getLogger(__name__)
 
-PAGES = ["Chat", "Models", "Documents", "Fine-tune", "Settings"]
-COMING = {
-    "Models": "Search and download models from Hugging Face: coming. Until then, open a GGUF file from the Chat page.",
-    "Documents": "Answers from your own files, with citations: coming.",
-    "Fine-tune": "Train a LoRA adapter on your own data: coming.",
-    "Settings": "App-wide settings: coming. Each chat's own settings are on the right of the Chat page.",
-}
+@dataclass(frozen=True)
+class PageSpec:
+    """A page after Chat: its name in the navigation and the module whose `build_page(controllers, parent)`
+    makes it. The page may have signals `status_message(str)`, `error_shown(object)` and
+    `open_in_chat(LibraryEntry)`, and a method `window_closed()` (the window is closing, its jobs
+    stopped); the window connects the ones it has, and nothing else."""
+
+    name: str
+    module: str
+
+
+PAGES = ["Chat", "Models"]
+LATER_PAGES = [PageSpec("Models", "app.views.models_page")]
 
 
 def slug(name: str) -> str:
@@ -52,15 +62,12 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def page_module(name: str) -> str:
-    return f"app.views.{slug(name)}_page"
-
-
 def placeholder(name: str, text: str) -> QWidget:
+    """What a page shows until it is built (or when it could not be built: then where the log is)."""
     page = QWidget()
-    page.setObjectName(f"{slug(name)}Page")
+    page.setObjectName(f"{slug(name)}Placeholder")
     layout = QVBoxLayout(page)
-    label = named(QLabel(text), f"{slug(name)}ComingLabel", f"{name} page")
+    label = named(QLabel(text), f"{slug(name)}PlaceholderLabel", f"{name} page")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
     layout.addWidget(label)
@@ -80,11 +87,9 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.last_error: EmberError | None = None
         self.runner = WorkerRunner(services.log_path, self)
-        self.chat = ChatController(services, self)
-        self.replies = ReplyController(services, self.runner, self.chat, self)
-        self.chat.busy = lambda: self.replies.generating
-        self.models = ModelController(services, self.runner, self)
-        self.status = StatusController(services, self)
+        self.controllers = c = build_controllers(services, self.runner, self)
+        self.library, self.runtime, self.chat, self.replies, self.status = (
+            c.library, c.runtime, c.chat, c.replies, c.status)
 
         self.nav = named(QListWidget(), "navigation", "Pages")
         self.nav.addItems(PAGES)
@@ -94,14 +99,12 @@ class MainWindow(QMainWindow):
             "QListWidget#navigation::item { padding: 7px 10px; border-radius: 4px; }"
             "QListWidget#navigation::item:selected { background: palette(highlight); color: palette(highlighted-text); }")
         self.stack = QStackedWidget()
-        self.chat_page = ChatPage(self.chat, self.replies, self.models)
+        self.chat_page = ChatPage(self.chat, self.replies, self.runtime, self.library)
         self.stack.addWidget(self.chat_page)
-        self._pending_pages: dict[int, str] = {}  # built after the first paint (their imports may be heavy)
-        for row, name in enumerate(PAGES[1:], start=1):
-            built_later = importlib.util.find_spec(page_module(name)) is not None
-            self.stack.addWidget(placeholder(name, "Opening…" if built_later else COMING[name]))
-            if built_later:
-                self._pending_pages[row] = name
+        self._pending_pages: dict[int, PageSpec] = {}  # built after the first paint (their imports may be heavy)
+        for row, spec in enumerate(LATER_PAGES, start=1):
+            self.stack.addWidget(placeholder(spec.name, "Opening…"))
+            self._pending_pages[row] = spec
         self.nav.currentRowChanged.connect(self._show_page)
         self.nav.setCurrentRow(0)
         self.error_bar = MessageBar("error")
@@ -129,15 +132,15 @@ class MainWindow(QMainWindow):
         """Work that may import heavy modules (inspecting GGUF files imports gguf) waits for the window."""
         if self._closed:
             return
-        self.models.scan()
-        self.models.probe_hardware()
+        self.library.scan()
+        self.runtime.probe_hardware()
         self._build_pages()
 
-    # --- the other pages: built by the issues that own them, after the first paint -----------------
+    # --- the other pages: built after the first paint -------------------------------------------
     def _build_pages(self) -> None:
         """Import each page's module in a worker, then build the page here (widgets live on the UI thread)."""
-        for row, name in list(self._pending_pages.items()):
-            self.runner.run(importlib.import_module, page_module(name), name=f"import-{slug(name)}",
+        for row, spec in list(self._pending_pages.items()):
+            self.runner.run(importlib.import_module, spec.module, name=f"import-{slug(spec.name)}",
                             on_result=lambda _module, r=row: self._build_page(r),
                             on_error=lambda error, r=row: self._page_failed(r, error))
 
@@ -146,20 +149,17 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(row)
 
     def _build_page(self, row: int) -> None:
-        name = self._pending_pages.pop(row, None)
-        if name is None or self._closed:
+        spec = self._pending_pages.pop(row, None)
+        if spec is None or self._closed:
             return
         try:
-            module = importlib.import_module(page_module(name))
-            page = getattr(module, f"{name.replace('-', '')}Page")(self.services, self)
+            page = importlib.import_module(spec.module).build_page(self.controllers, self)
         except Exception:  # another page's bug must not break the window
-            log.exception("could not build the %s page", name)
-            self._pending_pages[row] = name
+            log.exception("could not build the %s page", spec.name)
+            self._pending_pages[row] = spec
             self._page_failed(row)
             return
-        for signal_name in ("library_changed", "models_changed"):
-            if hasattr(page, signal_name):
-                getattr(page, signal_name).connect(self.models.scan)
+        self._connect_page(page)
         old = self.stack.widget(row)
         current = self.stack.currentIndex()
         self.stack.insertWidget(row, page)
@@ -169,11 +169,25 @@ class MainWindow(QMainWindow):
         if not self._pending_pages:
             freeze_startup_objects()
 
+    def _connect_page(self, page: QWidget) -> None:
+        """What a page asks of the window, as declared in PageSpec."""
+        if hasattr(page, "status_message"):
+            page.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        if hasattr(page, "error_shown"):
+            page.error_shown.connect(self.show_error)
+        if hasattr(page, "open_in_chat"):
+            page.open_in_chat.connect(self._open_in_chat)
+
+    def _open_in_chat(self, entry) -> None:
+        """Load a model for chatting and show the Chat page."""
+        self.runtime.load(entry)
+        self._go_to_chat()
+
     def _page_failed(self, row: int, _error=None) -> None:
-        name = self._pending_pages.pop(row, None) or PAGES[row]
-        label = self.stack.widget(row).findChild(QLabel, f"{slug(name)}ComingLabel")
+        spec = self._pending_pages.pop(row, None) or LATER_PAGES[row - 1]
+        label = self.stack.widget(row).findChild(QLabel, f"{slug(spec.name)}PlaceholderLabel")
         if label is not None:
-            label.setText(f"The {name} page could not be opened. The details are in {self.services.log_path}.")
+            label.setText(f"The {spec.name} page could not be opened. The details are in {self.services.log_path}.")
 
     def _status_bar(self) -> None:
         bar = self.statusBar()
@@ -186,9 +200,9 @@ class MainWindow(QMainWindow):
         s.model_text.connect(self.model_status.setText)
         s.backend_text.connect(self.backend_status.setText)
         s.memory_text.connect(self.memory_status.setText)
-        self.models.hardware_known.connect(s.set_hardware)
-        self.models.loaded.connect(lambda _host: s.refresh_model())
-        self.models.unloaded.connect(s.refresh_model)
+        self.runtime.hardware_known.connect(s.set_hardware)
+        self.runtime.loaded.connect(lambda _loaded: s.refresh_model())
+        self.runtime.unloaded.connect(s.refresh_model)
         s.refresh_model()
 
     def _shortcuts(self) -> None:
@@ -257,13 +271,13 @@ class MainWindow(QMainWindow):
         settings.sync()
         self.chat_page.settings.flush()
         self.replies.stop()
-        self.models.cancel_load()
+        self.runtime.cancel_load()
         self.runner.shutdown()
         for row in range(self.stack.count()):  # pages that keep work for the next start (downloads)
             page = self.stack.widget(row)
             if hasattr(page, "window_closed"):
                 page.window_closed()
-        self.services.stop_model()
+        self.runtime.stop_all()
         for timer in self.findChildren(QTimer):  # debounced saves and counts must not run on a closed home
             timer.stop()
         super().closeEvent(event)

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.models.model_list_model import EntryRole, ModelListModel
+from app.models.library_model import EntryRole, LibraryModel
 from app.views.widgets import named
 
 
@@ -26,14 +26,17 @@ class ModelBar(QWidget):
     cancel_requested = Signal()
     open_requested = Signal(str)  # a GGUF path the user picked
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, library: LibraryModel, parent=None) -> None:
+        """`library`: the app's one library model (the library controller fills it)."""
         super().__init__(parent)
         self.setObjectName("modelBar")
         self.loaded_path: str | None = None
         self.loading = False
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 4)
-        self.models = ModelListModel(self)
+        self.models = library
+        self._chosen_path: str | None = None  # the choice to keep across a rescan (the model resets)
+        library.modelAboutToBeReset.connect(self._remember_choice)
         self.combo = named(QComboBox(), "modelCombo", "Model")
         self.combo.setModel(self.models)
         self.combo.setMinimumContentsLength(18)
@@ -83,15 +86,21 @@ class ModelBar(QWidget):
         self.load_button.setAccessibleName(name)
         self.load_button.setEnabled(self.loading or self.loaded or self.entry() is not None)
 
+    def _remember_choice(self) -> None:
+        entry = self.entry()
+        if entry is not None:
+            self._chosen_path = entry.path
+
     def entry(self):
         return self.combo.currentData(EntryRole)
 
     def gpu_setting(self):
         return "auto" if self.gpu_layers.value() < 0 else self.gpu_layers.value()
 
-    def set_entries(self, entries, prefer_path: str | None = None) -> None:
-        current = prefer_path or (self.entry().path if self.entry() is not None else None)
-        self.models.set_entries(entries)
+    def library_changed(self, prefer_path: str | None = None) -> None:
+        """The library was rescanned: keep the chosen model chosen (else the first usable one)."""
+        current = prefer_path or self._chosen_path
+        entries = self.models.entries()
         row = self.models.row_of(current)
         if row < 0:
             row = next((i for i, e in enumerate(entries) if e.info is not None), -1)

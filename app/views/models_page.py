@@ -25,8 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.controllers.library_controller import LibraryController
 from app.controllers.models_controller import DownloadRow, FileChoice, ModelsController
-from app.models.model_list_model import SOURCE_WORDS
+from app.controllers.window_controllers import WindowControllers
 from app.models.rows_table_model import Column, RowsTableModel
 from app.views.progress_delegate import ProgressDelegate
 from app.views.widgets import named
@@ -35,10 +36,6 @@ from engine.progress_text import human_size
 
 def _count(n: int) -> str:
     return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.1f} k" if n >= 1e3 else str(n)
-
-
-def _parameters(n: int) -> str:
-    return f"{n / 1e9:.1f} B" if n >= 1e9 else f"{n / 1e6:.0f} M"
 
 
 def _progress_text(row: DownloadRow) -> str:
@@ -92,20 +89,6 @@ DOWNLOAD_COLUMNS = [
     Column("State", _state),
     Column("Progress", _progress_text, fraction=_fraction),
 ]
-LIBRARY_COLUMNS = [
-    Column("Model", lambda e: e.name, tooltip=lambda e: e.path),
-    Column("Architecture", lambda e: e.info.architecture if e.info else "-"),
-    Column("Parameters", lambda e: _parameters(e.info.parameters) if e.info else "-", True),
-    Column("Quant", lambda e: e.info.quantization if e.info else "-"),
-    Column("Size", lambda e: human_size(e.info.file_size) if e.info else "-", True),
-    Column("Context", lambda e: str(e.info.context_length or "-") if e.info else "-", True),
-    Column("Template", lambda e: ("yes" if e.info.has_chat_template else "no") if e.info else "-"),
-    Column("Speed", lambda e: f"{e.measured_tps:.0f} tokens/s (measured)" if e.measured_tps else "not measured yet"),
-    Column("Source", lambda e: SOURCE_WORDS.get(e.source, e.source) + (f" ({e.repo_id})" if e.repo_id else "")),
-    Column("Status", lambda e: e.error or "ok"),
-]
-
-
 def _set_rows_keeping_selection(view: QTableView, model: RowsTableModel, rows: list) -> None:
     """Replace a table's rows; the row the user had selected stays selected if it is still there."""
     selected = model.row_object(view.currentIndex().row())
@@ -126,18 +109,25 @@ def _table(name: str, accessible: str, model: RowsTableModel) -> QTableView:
     return view
 
 
+def build_page(controllers: WindowControllers, parent=None) -> ModelsPage:
+    """The window's entry point: the page and its own controller, made from the window's shared ones."""
+    c = controllers
+    controller = ModelsController(c.services, c.runner, c.library, c.notices)
+    page = ModelsPage(controller, c.library, parent)
+    controller.setParent(page)
+    return page
+
+
 class ModelsPage(QWidget):
-    open_in_chat = Signal(object)  # LibraryEntry
-    library_changed = Signal()
-    error_shown = Signal(object)
+    open_in_chat = Signal(object)  # LibraryEntry: the window loads it and shows the Chat page
+    error_shown = Signal(object)  # EmberError
     status_message = Signal(str)
 
-    def __init__(self, services, window, controller: ModelsController | None = None) -> None:
-        """`window` is the MainWindow: its worker runner runs the jobs; its model controller opens a model."""
-        super().__init__(window)
+    def __init__(self, controller: ModelsController, library: LibraryController, parent=None) -> None:
+        super().__init__(parent)
         self.setObjectName("modelsPage")
-        self.window_ = window
-        self.controller = controller or ModelsController(services, window.runner, self)
+        self.controller = controller
+        self.library = library
         self._searched = False
         self.tabs = named(QTabWidget(), "modelsTabs", "Models")
         layout = QVBoxLayout(self)
@@ -146,10 +136,6 @@ class ModelsPage(QWidget):
         self.tabs.addTab(self._downloads(), "Downloads")
         self.tabs.addTab(self._library(), "Library")
         self._connect()
-        self.error_shown.connect(window.show_error)
-        self.status_message.connect(lambda text: window.statusBar().showMessage(text, 8000))
-        self.open_in_chat.connect(self._load_in_chat)
-        self.controller.refresh_library()
         self.controller.resume_unfinished()
 
     def _discover(self) -> QWidget:
@@ -221,7 +207,7 @@ class ModelsPage(QWidget):
     def _library(self) -> QWidget:
         page = QWidget()
         layout = QVBoxLayout(page)
-        self.library_model = RowsTableModel(LIBRARY_COLUMNS, key=lambda e: e.path, parent=self)
+        self.library_model = self.library.model  # the same model as the Chat page's picker
         self.library_view = _table("libraryView", "Model library", self.library_model)
         row = QHBoxLayout()
         self.chat_button = named(QPushButton("Open in chat"), "openInChatButton", "Open in chat")
@@ -274,8 +260,7 @@ class ModelsPage(QWidget):
         c.download_progress.connect(self._on_download_progress)
         self.downloads_model.modelReset.connect(self._update_downloads_tab)
         self.downloads_model.dataChanged.connect(self._update_downloads_tab)  # progress rows say "running"
-        c.library_changed.connect(self._on_library)
-        c.library_edited.connect(self.library_changed)  # the window rescans: the Chat page's picker
+        self.library.failed.connect(self.error_shown)
         c.busy.connect(self.busy_label.setText)
         c.error.connect(self.error_shown)
         c.notice.connect(self.status_message)
@@ -332,9 +317,6 @@ class ModelsPage(QWidget):
             action(row.item.key)
 
     # --- library ------------------------------------------------------------------------------
-    def _on_library(self, entries) -> None:
-        _set_rows_keeping_selection(self.library_view, self.library_model, entries)
-
     def _selected_entry(self):
         return self.library_model.row_object(self.library_view.currentIndex().row())
 
@@ -355,17 +337,17 @@ class ModelsPage(QWidget):
         what = "Delete the file" if entry.source == "hub" else "Remove it from the library (your file stays)"
         answer = QMessageBox.question(self, "Delete model", f"{entry.name}\n\n{what}?")
         if answer == QMessageBox.StandardButton.Yes:
-            self.controller.delete(entry)
+            self.library.remove(entry)
 
     def _add_file_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a GGUF model", "", "GGUF models (*.gguf)")
         if path:
-            self.controller.add_file(path)
+            self.library.add_file(path)
 
     def _add_folder_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Add a folder of models")
         if path:
-            self.controller.add_folder(path)
+            self.library.add_folder(path)
 
     def dragEnterEvent(self, event) -> None:
         if any(url.toLocalFile().lower().endswith(".gguf") for url in event.mimeData().urls()):
@@ -374,13 +356,8 @@ class ModelsPage(QWidget):
     def dropEvent(self, event) -> None:
         for url in event.mimeData().urls():
             if url.toLocalFile().lower().endswith(".gguf"):
-                self.controller.add_file(url.toLocalFile())
+                self.library.add_file(url.toLocalFile())
 
     def window_closed(self) -> None:
         """The window closed with its jobs stopped: downloads it cut off continue at the next start."""
         self.controller.requeue_interrupted()
-
-    def _load_in_chat(self, entry) -> None:
-        """Load the model for chatting and show the Chat page."""
-        self.window_.models.load(entry)
-        self.window_.nav.setCurrentRow(0)

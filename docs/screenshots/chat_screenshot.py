@@ -26,7 +26,7 @@ TURNS = [
 def drive(window) -> None:
     window.resize(1380, 860)
     window.move(0, 0)
-    models, chat, replies = window.models, window.chat, window.replies
+    models, chat, replies = window.runtime, window.chat, window.replies
     todo = list(TURNS)
     state = {"loading": False, "regenerated": False}
 
@@ -53,7 +53,7 @@ def drive(window) -> None:
             window.chat_page.select_message(window.chat_page.message_model.rowCount() - 1)
             window.chat_page.composer.prompt.setPlainText("Can you explain what [::-1] does?")
 
-    models.library_changed.connect(load)
+    window.library.library_changed.connect(load)
     models.loaded.connect(next_turn)
     replies.generating_changed.connect(lambda on: on or next_turn())
 

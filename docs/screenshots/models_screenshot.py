@@ -55,7 +55,7 @@ def drive(window, view: str, hub: StandInHub) -> None:
             page.library_view.selectRow(rows[0])
 
     c.detail_ready.connect(on_detail)
-    c.library_changed.connect(on_library)
+    page.library.library_changed.connect(on_library)
     c.show_repo(SMOL_REPO, 4096)
 
 

@@ -1,9 +1,11 @@
 """Chat turns: send, regenerate and edit, saving the reply while it streams.
 
-A turn has two steps. `prepare_*` writes the new messages (a quick SQL insert: the caller may be the
-UI thread) and returns a PendingReply. `stream_reply` runs in a worker: it asks the host for the reply
-and saves the partial text on its own connection at most every SAVE_INTERVAL_S, so a crash loses at
-most that much; on the next start `recover_streaming` marks such a row `interrupted`.
+A turn has three steps. `request_*` reads what the turn is made of (a TurnRequest; quick SQL), and
+engine.chat.turn.assemble_turn builds and counts its messages (on a worker: it asks the host).
+`prepare_*` writes the new messages (a quick SQL insert) and returns a PendingReply. `stream_reply`
+runs in a worker: it sends the assembled messages and saves the partial text on its own connection
+at most every SAVE_INTERVAL_S, so a crash loses at most that much; on the next start
+`recover_streaming` marks such a row `interrupted`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.chat.budget import ContextOverflow, fit_history
+from engine.chat.turn import TurnRequest
 from engine.errors import EmberError, InvalidInput
 from engine.jobs import CancelToken, GenerationStats, TokenEvent
 from engine.runtime.sampling import Sampling
@@ -38,14 +40,7 @@ class ModelIdentity:
 class PendingReply:
     session_id: int
     assistant_message_id: int
-    history: list[dict]  # the messages sent to the model, system prompt first
     sampling: Sampling
-
-
-def to_host_messages(system_prompt: str, branch: list[Message]) -> list[dict]:
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
-    messages += [{"role": m.role, "content": m.content} for m in branch if m.role in ("user", "assistant")]
-    return messages
 
 
 class Conversation:
@@ -57,7 +52,33 @@ class Conversation:
     def _repo(self) -> ChatRepository:
         return ChatRepository(connect(self.db_path, migrate=False))
 
-    # --- step 1: write the turn ---------------------------------------------------------------
+    # --- step 1: what the turn is made of --------------------------------------------------------
+    def request_send(self, session_id: int, text: str | None, context_length: int) -> TurnRequest:
+        """A new prompt (or, with `text` None, just the chat as it is: the budget bar's question)."""
+        return self._request(session_id, None, text, context_length)
+
+    def request_regenerate(self, session_id: int, message_id: int, context_length: int) -> TurnRequest:
+        """A new reply to the prompt above `message_id` (an assistant message), or to `message_id` (a prompt)."""
+        return self._request(session_id, message_id, None, context_length)
+
+    def request_edit(self, session_id: int, message_id: int, text: str, context_length: int) -> TurnRequest:
+        """An edited prompt sent in place of `message_id`: the history stops before it."""
+        return self._request(session_id, message_id, text, context_length)
+
+    def _request(self, session_id: int, message_id: int | None, draft: str | None,
+                 context_length: int) -> TurnRequest:
+        repo = self._repo()
+        try:
+            session = repo.get_session(session_id)
+            branch = repo.branch(session_id)
+            if message_id is not None:
+                branch = _history_before(branch, repo.get_message(message_id), editing=draft is not None)
+            sampling = Sampling.from_dict(session.sampling)
+            return TurnRequest(session.system_prompt, branch, draft, sampling.max_tokens, context_length)
+        finally:
+            repo.conn.close()
+
+    # --- step 2: write the turn ---------------------------------------------------------------
     def prepare_send(self, session_id: int, text: str, model: ModelIdentity) -> PendingReply:
         if not text.strip():
             raise InvalidInput("The message is empty.", "Type something to send.")
@@ -101,31 +122,33 @@ class Conversation:
                        model: ModelIdentity) -> PendingReply:
         session = repo.get_session(session_id)
         sampling = Sampling.from_dict(session.sampling)
-        history = to_host_messages(session.system_prompt, repo.branch(session_id, parent_id))
         assistant = repo.add_message(
             session_id, parent_id, "assistant", "", status="streaming",
             provenance=Provenance(model_name=model.name, model_sha256=model.sha256,
                                   quantization=model.quantization, template_hash=model.template_hash,
                                   sampling=sampling.to_dict(), seed=sampling.seed),
         )
-        return PendingReply(session_id, assistant.id, history, sampling)
+        return PendingReply(session_id, assistant.id, sampling)
 
-    # --- step 2: stream it --------------------------------------------------------------------
-    def stream_reply(self, pending: PendingReply, client, cancel: CancelToken | None = None, *,
-                     context_length: int | None = None, drop_oldest: bool = False) -> Iterator[TokenEvent]:
-        """Stream from the host and save as it goes. Without `drop_oldest`, a history over the context
-        raises ContextOverflow (nothing is cut without the user's choice)."""
+    def discard(self, pending: PendingReply) -> None:
+        """Remove a reply that never started (its turn was stopped between writing and streaming)."""
+        repo = self._repo()
+        try:
+            repo.delete_message(pending.assistant_message_id)
+        finally:
+            repo.conn.close()
+
+    # --- step 3: stream it --------------------------------------------------------------------
+    def stream_reply(self, pending: PendingReply, client, messages: list[dict],
+                     cancel: CancelToken | None = None) -> Iterator[TokenEvent]:
+        """Stream the reply to `messages` (an AssembledTurn's, built for this turn) and save as it goes."""
         cancel = cancel or CancelToken()
         repo = self._repo()
         parts: list[str] = []
         last_save = time.monotonic()
         stats: GenerationStats | None = None
         try:
-            history = pending.history
-            if context_length:
-                history = fit_history(client, history, pending.sampling.max_tokens, context_length,
-                                      drop_oldest=drop_oldest)
-            for event in client.stream_chat(history, pending.sampling, cancel):
+            for event in client.stream_chat(messages, pending.sampling, cancel):
                 if event.stats is not None:
                     stats = event.stats
                     break
@@ -135,9 +158,6 @@ class Conversation:
                 if now - last_save >= SAVE_INTERVAL_S:
                     repo.update_message(pending.assistant_message_id, content="".join(parts))
                     last_save = now
-        except ContextOverflow:
-            repo.delete_message(pending.assistant_message_id)
-            raise
         except EmberError as error:
             repo.update_message(pending.assistant_message_id, content="".join(parts), status="error",
                                 error=error.message)
@@ -155,6 +175,22 @@ class Conversation:
             repo.conn.close()
         if stats is not None:
             yield TokenEvent(stats=stats)
+
+
+def _history_before(branch: list[Message], message: Message, editing: bool) -> list[Message]:
+    """The shown branch up to the prompt a regenerated or edited reply answers.
+
+    Regenerating an assistant message answers its prompt again (the history ends with that prompt);
+    regenerating a prompt answers it; editing a prompt replaces it (the history stops before it)."""
+    ids = [m.id for m in branch]
+    if message.id not in ids:
+        return branch
+    cut = branch[: ids.index(message.id) + 1]
+    if cut and cut[-1].role == "assistant":
+        cut = cut[:-1]
+    if editing and cut and cut[-1].role == "user":
+        cut = cut[:-1]
+    return cut
 
 
 def _title_from(text: str) -> str:

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 
-from engine.errors import GenerationFailed, HostDied, InvalidInput
+from engine.errors import Cancelled, GenerationFailed, HostDied, InvalidInput
 from engine.jobs import CancelToken, GenerationStats, TokenEvent
 from engine.runtime.sampling import Sampling
 from engine.sockets import shut_down
@@ -34,17 +34,28 @@ class HostClient:
     def _headers(self) -> dict:
         return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
 
-    def _json(self, method: str, path: str, body: dict | None = None, timeout: float = 30.0) -> dict:
+    def _json(self, method: str, path: str, body: dict | None = None, timeout: float = 30.0,
+              cancel: CancelToken | None = None) -> dict:
+        """One request and its JSON answer; `cancel` breaks it off at once (raising Cancelled)."""
         conn = self._connect(timeout)
+        unregister = lambda: None  # noqa: E731
         try:
+            conn.connect()
+            if cancel is not None:
+                unregister = cancel.on_cancel(lambda: shut_down(conn.sock))
             conn.request(method, path, json.dumps(body) if body is not None else None, self._headers())
             response = conn.getresponse()
             data = json.loads(response.read() or b"{}")
         except (OSError, http.client.HTTPException, ValueError) as exc:
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled("Stopped.") from exc
             self._broken()
             raise HostDied(f"The model process did not answer: {exc}") from exc
         finally:
+            unregister()
             conn.close()
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled("Stopped.")
         if response.status == 400:
             raise InvalidInput(data.get("error", "The model process refused the request."))
         if response.status != 200:
@@ -54,9 +65,9 @@ class HostClient:
     def info(self) -> dict:
         return self._json("GET", "/ember/info")
 
-    def count_tokens(self, messages: list[dict]) -> int:
+    def count_tokens(self, messages: list[dict], cancel: CancelToken | None = None) -> int:
         """Prompt tokens of these messages as the host's template renders them (for the context budget)."""
-        return int(self._json("POST", "/ember/count", {"messages": messages})["tokens"])
+        return int(self._json("POST", "/ember/count", {"messages": messages}, cancel=cancel)["tokens"])
 
     def _broken(self) -> None:
         if self.on_broken:

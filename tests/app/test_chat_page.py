@@ -195,7 +195,7 @@ def test_open_a_gguf_file_adds_it_to_the_picker(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: bar.models.rowCount() >= 1, timeout=20000)  # the library scan after first paint
     click(qtbot, window, "openModelButton")
     dialog = window.findChild(QFileDialog, "openModelDialog")
-    with qtbot.waitSignal(window.models.opened, timeout=20000):
+    with qtbot.waitSignal(window.library.opened, timeout=20000):
         dialog.fileSelected.emit(str(path))
     dialog.close()
     assert bar.entry().path == str(path.resolve()) and bar.entry().source == "added"
@@ -203,8 +203,8 @@ def test_open_a_gguf_file_adds_it_to_the_picker(window, qtbot, tmp_path):
 
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a model at all" * 10)
-    with qtbot.waitSignal(window.models.failed, timeout=20000):
-        window.models.open_file(str(broken))
+    with qtbot.waitSignal(window.library.failed, timeout=20000):
+        window.library.open_file(str(broken))
     assert window.error_bar.isVisible() and "GGUF" in window.error_bar.message.text() + window.error_bar.hint.text()
     assert bar.entry().path == str(path.resolve())  # the picker keeps the good one
 

@@ -6,8 +6,8 @@ import time
 
 from PySide6.QtCore import Qt
 
+from app.models.library_model import EntryRole, LibraryModel, PathRole
 from app.models.message_model import DisplayMessage, MessageIdRole, MessageModel, MessageRole
-from app.models.model_list_model import EntryRole, ModelListModel, PathRole
 from app.models.session_list_model import (
     HitMessageRole,
     SessionIdRole,
@@ -80,18 +80,30 @@ def test_message_model_streams_into_one_row_and_updates_only_what_changed(qtmode
     assert "interrupted" in model.index(0).data(Qt.ItemDataRole.AccessibleTextRole)
 
 
-def test_model_list_model(qtmodeltester, smollm2_path):
+def test_library_model(qtmodeltester, smollm2_path):
     info = ModelInfo(path=str(smollm2_path), file_name=smollm2_path.name, file_size=90_000_000,
                      architecture="llama", name="SmolLM2", parameters=135_000_000, quantization="Q4_1",
                      context_length=8192)
     good = LibraryEntry(str(smollm2_path), "starter", info)
     bad = LibraryEntry("/models/broken.gguf", "added", None, error="not a GGUF file")
-    model = ModelListModel()
+    model = LibraryModel()
     model.set_entries([good, bad])
     qtmodeltester.check(model)
-    assert "starter" in model.index(0).data() and "Q4_1" in model.index(0).data()
-    assert model.index(0).data(EntryRole) is good and model.index(1).data(PathRole) == "/models/broken.gguf"
-    assert "135 M parameters" in model.index(0).data(Qt.ItemDataRole.ToolTipRole)
-    assert "not a GGUF file" in model.index(1).data(Qt.ItemDataRole.ToolTipRole)
-    assert not model.flags(model.index(1)) & Qt.ItemFlag.ItemIsEnabled  # listed, with the reason, not pickable
+    assert "starter" in model.index(0, 0).data() and "Q4_1" in model.index(0, 0).data()
+    assert model.index(0, 0).data(EntryRole) is good and model.index(1, 0).data(PathRole) == "/models/broken.gguf"
+    assert "135 M parameters" in model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert "not a GGUF file" in model.index(1, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert not model.flags(model.index(1, 0)) & Qt.ItemFlag.ItemIsEnabled  # listed, with the reason, not pickable
     assert model.row_of(str(smollm2_path)) == 0 and model.row_of("nope") == -1
+
+
+def test_library_model_columns_serve_the_models_page(smollm2_path):
+    info = ModelInfo(path=str(smollm2_path), file_name=smollm2_path.name, file_size=90_000_000,
+                     architecture="llama", name="SmolLM2", parameters=135_000_000, quantization="Q4_1",
+                     context_length=8192)
+    model = LibraryModel()
+    model.set_entries([LibraryEntry(str(smollm2_path), "starter", info, measured_tps=51.2)])
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    row = {h: model.index(0, c).data() for c, h in enumerate(headers)}
+    assert row["Parameters"] == "135 M" and row["Quant"] == "Q4_1" and row["Context"] == "8192"
+    assert row["Speed"] == "51 tokens/s (measured)" and row["Source"] == "starter model"

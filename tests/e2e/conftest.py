@@ -21,7 +21,7 @@ def open_window(qtbot, ember_home):
     def opener() -> MainWindow:
         services = Services(EmberPaths(ember_home))
         window = MainWindow(services)
-        window.models.threads = 1
+        window.runtime.threads = 1
         qtbot.addWidget(window)
         window.show()
         opened.append((window, services))
@@ -39,7 +39,7 @@ def load_model(qtbot, window: MainWindow, context: int = CONTEXT) -> None:
     qtbot.waitUntil(lambda: page.model_bar.entry() is not None, timeout=20000)
     assert page.model_bar.entry().source == "starter"
     page.settings.context.setValue(context)
-    with qtbot.waitSignal(window.models.loaded, timeout=90000):
+    with qtbot.waitSignal(window.runtime.loaded, timeout=90000):
         qtbot.mouseClick(window.findChild(QAbstractButton, "loadModelButton"), Qt.MouseButton.LeftButton)
 
 

@@ -10,7 +10,7 @@ from app.application import run_window
 
 
 def drive(window) -> None:
-    models, chat, replies = window.models, window.chat, window.replies
+    models, chat, replies = window.runtime, window.chat, window.replies
     models.threads = 1
     state = {"loading": False, "printed": False}
 
@@ -28,9 +28,9 @@ def drive(window) -> None:
     def streaming(message_id: int, _text: str) -> None:
         if not state["printed"]:
             state["printed"] = True
-            print(f"STREAMING {message_id} {window.services.model.host.pid}", flush=True)
+            print(f"STREAMING {message_id} {window.services.chat_model.host.pid}", flush=True)
 
-    models.library_changed.connect(load)
+    window.library.library_changed.connect(load)
     models.loaded.connect(send)
     models.failed.connect(lambda error: print(f"FAILED {error}", flush=True))
     replies.error.connect(lambda error: print(f"FAILED {error}", flush=True))

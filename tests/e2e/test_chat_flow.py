@@ -77,7 +77,7 @@ def test_a_whole_conversation_survives_a_restart(qtbot, open_window, tmp_path):
     assert (rows(window)[-1].sibling_index, rows(window)[-1].sibling_count) == (2, 2)
 
     # provenance of the new reply: model file, SHA-256 (hashed once, in a worker), quantization, seed
-    qtbot.waitUntil(lambda: window.services.model.identity.sha256 is not None, timeout=20000)
+    qtbot.waitUntil(lambda: window.services.chat_model.sha256 is not None, timeout=20000)
     page.select_message(3)
     click(qtbot, window, "provenanceButton")
     details = page.details_dialog.text()

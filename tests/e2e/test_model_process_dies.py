@@ -22,8 +22,8 @@ def test_a_crashed_model_process_is_an_error_message_not_a_crash(qtbot, open_win
     set_sampling(window, max_tokens=1500, temperature=0.8)
     with qtbot.waitSignal(window.replies.text_arrived, timeout=60000):
         type_and_send(qtbot, window, "Tell me a long story about the sea.", wait=False)
-    with qtbot.waitSignal(window.models.unloaded, timeout=30000):
-        os.kill(window.services.model.host.pid, signal.SIGKILL)
+    with qtbot.waitSignal(window.runtime.unloaded, timeout=30000):
+        os.kill(window.services.chat_model.host.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: not window.replies.generating, timeout=30000)
     assert window.error_bar.isVisible()
     assert "model process stopped" in window.error_bar.message.text()
@@ -46,7 +46,7 @@ def test_closing_the_window_mid_reply_keeps_it_and_stops_the_model(qtbot, open_w
     set_sampling(window, max_tokens=1500, temperature=0.8)
     with qtbot.waitSignal(window.replies.text_arrived, timeout=60000):
         type_and_send(qtbot, window, "Tell me a long story about the mountains.", wait=False)
-    host = window.services.model.host
+    host = window.services.chat_model.host
     window.close()  # cancels the reply, waits for its thread, stops the model process
     assert not host.alive
     reply = window.services.chats.branch(session.id)[-1]

@@ -79,7 +79,7 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
 
     files.selectRow(names.index(SMOL_FILE))
     assert SMOL_FILE in page.download_button.text()
-    with qtbot.waitSignal(page.controller.library_changed, timeout=60000,
+    with qtbot.waitSignal(page.library.library_changed, timeout=60000,
                           check_params_cb=lambda entries: any(e.source == "hub" and e.name == SMOL_FILE for e in entries)):
         qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
     downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
@@ -90,9 +90,9 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
     sources = column(library, "Source")
     assert any(s.startswith("downloaded") for s in sources)
     library.selectRow(next(i for i, s in enumerate(sources) if s.startswith("downloaded")))
-    with qtbot.waitSignal(window.models.loaded, timeout=60000):
+    with qtbot.waitSignal(window.runtime.loaded, timeout=60000):
         qtbot.mouseClick(page.findChild(QPushButton, "openInChatButton"), Qt.MouseButton.LeftButton)
-    assert window.services.model.entry.path == str(downloaded)
+    assert window.services.chat_model.path == str(downloaded)
     assert window.nav.currentRow() == 0
 
     # the first chat measures the speed; the Models page then shows it instead of the estimate
@@ -103,8 +103,8 @@ def test_search_fit_download_library_and_chat(qtbot, window, hub_server, smollm2
     repo = ModelRepository(window.services.conn)
     qtbot.waitUntil(lambda: (repo.get(str(downloaded)).measured_tps or 0) > 0, timeout=30000)
     window.nav.setCurrentRow(1)
-    with qtbot.waitSignal(page.controller.library_changed, timeout=10000):
-        page.controller.refresh_library()
+    with qtbot.waitSignal(page.library.library_changed, timeout=10000):
+        page.library.scan()
     hub_row = next(i for i, s in enumerate(column(library, "Source")) if s.startswith("downloaded"))
     assert column(library, "Speed")[hub_row].endswith("tokens/s (measured)")
     requests_before = len(hub_server.stats.requests)
@@ -130,7 +130,7 @@ def test_pause_and_resume_keep_the_bytes(qtbot, window, hub_server, smollm2_path
     assert 0.02 < progress_cell.data(ProgressRole) < 1  # the bar shows the part kept on disk
     hub_server.faults.rate = None
     page.downloads_view.selectRow(0)
-    with qtbot.waitSignal(page.controller.library_changed, timeout=60000,
+    with qtbot.waitSignal(page.library.library_changed, timeout=60000,
                           check_params_cb=lambda entries: any(e.source == "hub" and e.name == SMOL_FILE for e in entries)):
         qtbot.mouseClick(page.findChild(QPushButton, "resumeDownloadButton"), Qt.MouseButton.LeftButton)
     assert max(hub_server.stats.range_starts) > 2_000_000  # resumed where it stopped, not from zero
@@ -161,8 +161,8 @@ def test_a_corrupt_download_is_refused_and_the_user_told(qtbot, window, hub_serv
     downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
     assert not downloaded.exists() and not part_path(downloaded).exists()
     qtbot.waitUntil(lambda: column(page.downloads_view, "State") == ["failed"], timeout=10000)
-    with qtbot.waitSignal(page.controller.library_changed, timeout=10000):
-        page.controller.refresh_library()
+    with qtbot.waitSignal(page.library.library_changed, timeout=10000):
+        page.library.scan()
     assert not any(s.startswith("downloaded") for s in column(page.library_view, "Source"))
 
 

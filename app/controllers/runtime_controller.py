@@ -1,0 +1,119 @@
+"""Loading and unloading models: the runtime host processes, by role, and the hardware they run on.
+
+Starting a host is a generator of Progress on its own thread; stopping one runs on a worker (it may
+take a moment to exit). A loaded model goes into the HostRegistry (services.hosts); its file is then
+hashed once by the library controller, for provenance. The hardware is probed once, off the UI
+thread, without loading llama.cpp into this process.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from app.controllers.library_controller import LibraryController
+from app.services import Services
+from app.workers import Worker, WorkerRunner
+from engine.errors import EmberError
+from engine.jobs import CancelToken
+from engine.library.library import LibraryEntry
+from engine.runtime.hardware import probe_hardware
+from engine.runtime.registry import LoadedModel
+from engine.runtime.supervisor import HostSettings, RuntimeHost
+
+
+class RuntimeController(QObject):
+    loading = Signal(object)  # the LibraryEntry being loaded
+    progress = Signal(object)  # Progress while loading
+    loaded = Signal(object)  # LoadedModel
+    unloaded = Signal()
+    failed = Signal(object)  # EmberError
+    hardware_known = Signal(object)  # HardwareInfo
+    identity_changed = Signal(object)  # LoadedModel, when its SHA-256 became known
+
+    def __init__(self, services: Services, runner: WorkerRunner, library: LibraryController, parent=None) -> None:
+        super().__init__(parent)
+        self.services, self.runner, self.library = services, runner, library
+        self.hardware = None
+        self.threads: int | None = None  # None: cores - 1 (tests and benchmarks set it)
+        self._load_worker: Worker | None = None
+        library.hashed.connect(self._on_hashed)
+
+    @property
+    def busy(self) -> bool:
+        return self._load_worker is not None
+
+    @property
+    def chat_model(self) -> LoadedModel | None:
+        return self.services.chat_model
+
+    def probe_hardware(self) -> None:
+        def known(info) -> None:
+            self.hardware = info
+            self.hardware_known.emit(info)
+
+        self.runner.run(probe_hardware, False, name="probe-hardware", on_result=known)
+
+    # --- load / unload the chat model ---------------------------------------------------------
+    def load(self, entry: LibraryEntry, context_length: int = 4096, gpu_layers: int | str = "auto",
+             threads: int | None = None) -> None:
+        if self.busy:
+            return
+        self.unload()
+        settings = HostSettings(model_path=entry.path, context_length=context_length, gpu_layers=gpu_layers,
+                                threads=threads or self.threads)
+        host = RuntimeHost(settings, log_dir=self.services.paths.logs)
+        cancel = CancelToken()
+        worker = Worker(host.start, cancel, cancel=cancel, name="load-model")
+        worker.progress.connect(self.progress)
+        worker.error.connect(self._on_failed)
+        worker.result.connect(lambda _=None: self._on_started(host, entry))
+        worker.finished.connect(self._on_load_finished)
+        self._load_worker = worker
+        self.loading.emit(entry)
+        self.runner.start(worker, long=True)
+
+    def cancel_load(self) -> None:
+        if self._load_worker is not None:
+            self._load_worker.cancel.cancel()
+
+    def _on_load_finished(self) -> None:
+        self._load_worker = None
+
+    def _on_failed(self, error: EmberError) -> None:
+        self.unloaded.emit()
+        self.failed.emit(error)
+
+    def _on_started(self, host: RuntimeHost, entry: LibraryEntry) -> None:
+        if not host.alive:  # cancelled while loading (the worker already stopped it)
+            self.unloaded.emit()
+            return
+        loaded = LoadedModel("chat", host, entry.path, entry.sha256)
+        previous = self.services.hosts.put(loaded)
+        if previous is not None and previous.host is not host:
+            self.runner.run(previous.host.stop, name="stop-model", long=True)
+        self.loaded.emit(loaded)
+        if entry.sha256 is None:
+            self.library.hash(entry.path)
+
+    def _on_hashed(self, path: str, _digest: str) -> None:
+        loaded = self.services.hosts.get("chat")
+        if loaded is not None and loaded.path == path:
+            self.identity_changed.emit(loaded)
+
+    def unload(self) -> None:
+        """Stop the chat model's process (in a worker)."""
+        loaded = self.services.hosts.take("chat")
+        if loaded is not None:
+            self.runner.run(loaded.host.stop, name="stop-model", long=True)
+            self.unloaded.emit()
+
+    def host_lost(self) -> None:
+        """The model process died (a crash, out of memory): forget it; the error was shown already."""
+        loaded = self.services.hosts.get("chat")
+        if loaded is not None and not loaded.ready:
+            self.unload()
+
+    def stop_all(self) -> None:
+        """The window closes: stop every model process now."""
+        self.cancel_load()
+        self.services.hosts.stop_all()

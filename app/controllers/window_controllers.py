@@ -1,0 +1,41 @@
+"""The controllers one window shares between its pages, built once by the window and handed to each page.
+
+A page receives what it needs from here (its builder may make a controller of its own from these);
+it never reaches into the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.changes import ChangeNotice
+from app.controllers.chat_controller import ChatController
+from app.controllers.library_controller import LibraryController
+from app.controllers.reply_controller import ReplyController
+from app.controllers.runtime_controller import RuntimeController
+from app.controllers.status_controller import StatusController
+from app.services import Services
+from app.workers import WorkerRunner
+
+
+@dataclass(frozen=True)
+class WindowControllers:
+    services: Services
+    runner: WorkerRunner
+    notices: ChangeNotice
+    library: LibraryController
+    runtime: RuntimeController
+    chat: ChatController
+    replies: ReplyController
+    status: StatusController
+
+
+def build_controllers(services: Services, runner: WorkerRunner, parent) -> WindowControllers:
+    """Every shared controller, in dependency order (the library before the runtime before the replies)."""
+    notices = ChangeNotice(parent)
+    library = LibraryController(services, runner, notices, parent)
+    runtime = RuntimeController(services, runner, library, parent)
+    chat = ChatController(services, notices, parent)
+    replies = ReplyController(services, runner, chat, runtime, parent)
+    status = StatusController(services, parent)
+    return WindowControllers(services, runner, notices, library, runtime, chat, replies, status)
