@@ -1,4 +1,4 @@
-"""The context budget bar: how the model's context is spent (system prompt, chat, reply reserve, free)."""
+"""The context budget bar: how the model's context is spent (system prompt, documents, chat, reply reserve, free)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ from PySide6.QtWidgets import QWidget
 
 from engine.chat.budget import ContextBudget
 
-COLORS = {"system": QColor("#8e5cc7"), "history": QColor("#3b82c4"), "reserve": QColor("#8a939c"),
+COLORS = {"system": QColor("#8e5cc7"), "documents": QColor("#2f9e6e"), "history": QColor("#3b82c4"),
+          "reserve": QColor("#8a939c"),
           "over": QColor("#d0433a")}
 
 
 def describe_budget(budget: ContextBudget | None) -> str:
     if budget is None:
         return "Context: load a model to see how it is spent."
+    documents = f"documents {budget.documents_tokens:,}, " if budget.documents_tokens else ""
     text = (f"Context {budget.needed:,} of {budget.context_length:,} tokens: system {budget.system_tokens:,}, "
-            f"chat {budget.history_tokens:,}, reply {budget.reserve_tokens:,}")
+            f"{documents}chat {budget.history_tokens:,}, reply {budget.reserve_tokens:,}")
+    if budget.dropped_messages:
+        text += f" ({budget.dropped_messages} oldest messages left out, as you chose)"
     if budget.overflows:
         text += f". Over by {-budget.free:,}: you will be asked before anything is left out"
     else:
@@ -54,7 +58,8 @@ class BudgetBar(QWidget):
         painter.setClipRect(rect)
         x = rect.left()
         total = max(b.context_length, b.needed)
-        for part, tokens in (("system", b.system_tokens), ("history", b.history_tokens), ("reserve", b.reserve_tokens)):
+        for part, tokens in (("system", b.system_tokens), ("documents", b.documents_tokens),
+                             ("history", b.history_tokens), ("reserve", b.reserve_tokens)):
             width = rect.width() * tokens / total
             painter.setBrush(COLORS["over" if b.overflows and part == "history" else part])
             painter.drawRect(QRectF(x, rect.top(), width, rect.height()))

@@ -107,3 +107,13 @@ def test_library_model_columns_serve_the_models_page(smollm2_path):
     row = {h: model.index(0, c).data() for c, h in enumerate(headers)}
     assert row["Parameters"] == "135 M" and row["Quant"] == "Q4_1" and row["Context"] == "8192"
     assert row["Speed"] == "51 tokens/s (measured)" and row["Source"] == "starter model"
+
+
+def test_the_budget_text_names_every_segment():
+    from app.views.budget_bar import describe_budget
+    from engine.chat.budget import ContextBudget
+
+    plain = describe_budget(ContextBudget(4096, 20, 300, 512))
+    assert "system 20" in plain and "chat 300" in plain and "reply 512" in plain and "documents" not in plain
+    with_docs = describe_budget(ContextBudget(4096, 20, 300, 512, documents_tokens=900, dropped_messages=4))
+    assert "documents 900" in with_docs and "free 2,364" in with_docs and "4 oldest messages" in with_docs
