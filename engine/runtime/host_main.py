@@ -7,9 +7,11 @@ routes of Ember's added on the same model (`/ember/chat`, `/ember/count`, `/embe
 streaming path for Ember's client (see generation.py), token counts for the context budget, and what
 was loaded. Protocol with the supervisor:
 - the bearer token comes in the environment (EMBER_HOST_TOKEN), never on the command line;
-- it binds the port (0: a free one) and prints ONE JSON line on stdout when ready
-  (`port`, `load_s`, `template`, `n_ctx`, ...), or `{"error": ...}` before exiting;
-- it exits when its stdin closes, so a killed app leaves no host behind.
+- it binds the port (0: a free one) and emits ONE event on stdout (child_protocol.emit) when ready,
+  `{"type": "ready", "port", "load_s", "template", "n_ctx", ...}`, or `{"type": "error", "error": ...}`
+  before exiting;
+- it exits when its stdin closes, so a killed app leaves no host behind (`ember serve` keeps its
+  host by keeping that stdin open).
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import sys
-import threading
 import time
 
+from engine.runtime.child_protocol import emit, exit_when_parent_goes
 from engine.runtime.protocol import TOKEN_ENV
 
 
@@ -38,26 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flash-attn", action="store_true")
     parser.add_argument("--lora", default=None)
     parser.add_argument("--chat-format", default=None, help="gguf (default), none, or a built-in format")
-    parser.add_argument("--no-stdin-watch", action="store_true", help="keep running when stdin closes (ember serve)")
     return parser.parse_args(argv)
-
-
-def watch_stdin() -> None:
-    """Exit as soon as the parent goes away (its end of our stdin closes)."""
-    def run() -> None:
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        except Exception:
-            pass
-        os._exit(0)
-
-    threading.Thread(target=run, name="stdin-watch", daemon=True).start()
-
-
-def say(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 class BearerAuth:
@@ -112,26 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     token = os.environ.get(TOKEN_ENV)
     if not token:
-        say({"error": f"{TOKEN_ENV} is not set"})
+        emit({"type": "error", "error": f"{TOKEN_ENV} is not set"})
         return 2
-    if not args.no_stdin_watch:
-        watch_stdin()
+    exit_when_parent_goes()
     started = time.perf_counter()
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
     except OSError as exc:
-        say({"error": f"could not listen on {args.host}:{args.port}: {exc}"})
+        emit({"type": "error", "error": f"could not listen on {args.host}:{args.port}: {exc}"})
         return 1
     sock.listen(64)
     try:
         app, info = build_app(args, token)
     except Exception as exc:  # a bad file, out of memory, an unknown architecture: the supervisor reads stderr
-        say({"error": f"{type(exc).__name__}: {exc}"})
+        emit({"type": "error", "error": f"{type(exc).__name__}: {exc}"})
         return 1
     info.update(port=sock.getsockname()[1], load_s=round(time.perf_counter() - started, 3))
-    say(info)
+    emit({"type": "ready", **info})
 
     import uvicorn
 

@@ -1,23 +1,17 @@
-"""RuntimeHost: starts, watches and stops one runtime host process (host_main.py) for one GGUF.
+"""RuntimeHost: one runtime host process (host_main.py) for one GGUF, on the generic ChildProcess.
 
-A bad file, an out-of-memory load or a crash ends only that process; the supervisor turns what it
-printed into a typed error. A chat template that hangs makes the host exit with TEMPLATE_TIMEOUT_EXIT:
-the supervisor starts it again with a built-in format and keeps the notice for the user.
+ChildProcess (child.py) spawns, reads, logs and stops it; this module keeps what is llama-specific:
+the command line, the bearer token in the environment, the ready event's info (port, template...),
+llama.cpp's stderr turned into typed errors, and the template retry. A bad file, an out-of-memory
+load or a crash ends only that process. A chat template that hangs makes the host exit with
+TEMPLATE_TIMEOUT_EXIT: the supervisor starts it again with a built-in format and keeps the notice.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import re
 import secrets
-import signal
-import subprocess
 import sys
-import threading
-import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,15 +28,11 @@ from engine.errors import (
 from engine.gguf.adapter import inspect_adapter
 from engine.gguf.inspect import inspect_gguf
 from engine.jobs import CancelToken, Progress
+from engine.runtime.child import ChildProcess, Death, last_meaningful_line
 from engine.runtime.client import HostClient
 from engine.runtime.fit import choose_gpu_layers
 from engine.runtime.hardware import default_threads, probe_hardware
-from engine.runtime.process_memory import resident_bytes
 from engine.runtime.protocol import TEMPLATE_TIMEOUT_EXIT, TOKEN_ENV
-
-log = logging.getLogger(__name__)
-
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # What llama.cpp prints, mapped to what the user is told.
 _CAUSES = [
@@ -67,7 +57,6 @@ class HostSettings:
     host: str = "127.0.0.1"
     port: int = 0
     api_key: str | None = None
-    keep_running_without_parent: bool = False
     start_timeout_s: float = 300.0
 
 
@@ -101,14 +90,13 @@ class RuntimeHost:
         self.model_info = None
         self.notice: str | None = None
         self.log_path: Path | None = None
-        self._process: subprocess.Popen | None = None
-        self._stderr_tail: deque[str] = deque(maxlen=40)
-        self._lock = threading.Lock()
+        self._process: ChildProcess | None = None
+        self._error_line: str | None = None  # what the host's error event said, if it sent one
 
     # --- state --------------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.alive
 
     @property
     def port(self) -> int:
@@ -124,7 +112,7 @@ class RuntimeHost:
 
     def memory_used(self) -> int | None:
         """Resident memory of the host process in bytes (Linux; None elsewhere or when it is gone)."""
-        return resident_bytes(self.pid) if self.alive else None
+        return self._process.memory_used() if self._process else None
 
     def client(self) -> HostClient:
         if not self.alive:
@@ -168,121 +156,60 @@ class RuntimeHost:
             command += ["--lora", str(s.lora_path)]
         if s.chat_format:
             command += ["--chat-format", s.chat_format]
-        if s.keep_running_without_parent:
-            command.append("--no-stdin-watch")
         return command
 
     def _launch(self, cancel: CancelToken) -> Iterator[Progress]:
+        """Run the host once and wait for its ready event; self.info stays {} when it did not come."""
         self.info = {}
-        env = dict(os.environ, **{TOKEN_ENV: self.token})
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
-        log_file = self._open_log()
-        self._process = subprocess.Popen(
-            self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=str(_PROJECT_ROOT),
-        )
-        ready: dict = {}
-        threading.Thread(target=self._read_ready, args=(ready,), daemon=True).start()
-        threading.Thread(target=self._copy_stderr, args=(log_file,), daemon=True).start()
-        started = time.monotonic()
-        while not ready:
-            if cancel.wait(0.05):
-                self.stop()
-                return
-            if self._process.poll() is not None:
-                self._process.wait()
-                time.sleep(0.1)  # let the stderr copier catch the last lines
-                if ready:
-                    break
-                return
-            elapsed = time.monotonic() - started
-            if elapsed > self.settings.start_timeout_s:
-                self.stop()
-                raise HostStartFailed(f"The model did not load within {self.settings.start_timeout_s:.0f} s.")
-            yield Progress(elapsed, None, "s", f"Loading {Path(self.settings.model_path).name}… {elapsed:.1f} s")
-        if "error" in ready:
-            self._process.wait(timeout=10)
-            time.sleep(0.1)
-            self._stderr_tail.append(ready["error"])
+        self._error_line = None
+        name = Path(self.settings.model_path).name
+        self._process = ChildProcess(self._command(), label=f"host-{Path(self.settings.model_path).stem}",
+                                     log_dir=self.log_dir, env={TOKEN_ENV: self.token}).start()
+        self.log_path = self._process.log_path
+        try:
+            event = yield from self._process.wait_for(("ready", "error"), timeout=self.settings.start_timeout_s,
+                                                      cancel=cancel, message=f"Loading {name}…")
+        except TimeoutError:
+            raise HostStartFailed(f"The model did not load within {self.settings.start_timeout_s:.0f} s.") from None
+        if event is None:  # cancelled (the child was stopped) or it exited while loading
+            if not cancel.cancelled and self._process.wait(timeout=10) is None:
+                self._process.stop()  # it closed stdout but lingers: end it, then say why
             return
-        self.info = ready
-        if ready.get("notice"):
-            self.notice = ready["notice"] if not self.notice else f"{self.notice} {ready['notice']}"
-        yield Progress(1, 1, "", f"Loaded in {ready.get('load_s', 0):.1f} s")
-
-    def _open_log(self):
-        if self.log_dir is None:
-            return None
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(self.settings.model_path).stem)[:60]
-        self.log_path = self.log_dir / f"host-{stem}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        return open(self.log_path, "a", encoding="utf-8", errors="replace")
-
-    def _read_ready(self, ready: dict) -> None:
-        line = self._process.stdout.readline()
-        try:
-            ready.update(json.loads(line) if line else {"error": "the model process exited while loading"})
-        except ValueError:
-            ready.update({"error": f"unexpected output from the model process: {line[:200]!r}"})
-
-    def _copy_stderr(self, log_file) -> None:
-        """Keep the last lines for error messages and write all of them to the host's log file."""
-        try:
-            for raw in self._process.stderr:
-                line = raw.decode("utf-8", "replace")
-                self._stderr_tail.append(line.rstrip())
-                if log_file:
-                    log_file.write(line)
-                    log_file.flush()
-        finally:
-            if log_file:
-                log_file.close()
+        if event["type"] == "error":
+            self._error_line = str(event.get("error", ""))
+            self._process.wait(timeout=10)
+            return
+        self.info = {key: value for key, value in event.items() if key != "type"}
+        if self.info.get("notice"):
+            self.notice = self.info["notice"] if not self.notice else f"{self.notice} {self.info['notice']}"
+        yield Progress(1, 1, "", f"Loaded in {self.info.get('load_s', 0):.1f} s")
 
     def raise_death(self) -> None:
         """Raise the typed error that explains why the process is gone (or HostDied)."""
         process = self._process
-        if process is not None and process.poll() is None:
+        if process is not None and process.alive:
             return
-        code = process.returncode if process else None
-        tail = "\n".join(self._stderr_tail)
-        if code == TEMPLATE_TIMEOUT_EXIT:
+        death = process.death() if process else None
+        tail = "\n".join(filter(None, [process.stderr_tail() if process else "", self._error_line]))
+        log_path = str(self.log_path) if self.log_path else None
+        if death is not None and death.code == TEMPLATE_TIMEOUT_EXIT:
             raise TemplateError("The model's chat template took longer than 2 s to render and was stopped.",
                                 "Load the model again: Ember will use its built-in chat format.",
-                                log_path=str(self.log_path) if self.log_path else None)
+                                log_path=log_path)
         for pattern, error_class, message in _CAUSES:
             if pattern.search(tail):
-                raise error_class(f"{message} ({_last_meaningful_line(tail)})",
-                                  log_path=str(self.log_path) if self.log_path else None)
+                raise error_class(f"{message} ({last_meaningful_line(tail)})", log_path=log_path)
         error_class = HostStartFailed if not self.info else HostDied
-        log_path = str(self.log_path) if self.log_path else None
-        if code is not None and code < 0:
-            message, hint = _signal_words(-code)
+        if death is not None and death.signal:
+            message, hint = _signal_words(death)
             raise error_class(f"The model process stopped: {message}", hint, log_path=log_path)
-        detail = _last_meaningful_line(tail) or f"exit code {code}"
+        detail = last_meaningful_line(tail) or f"exit code {death.code if death else None}"
         raise error_class(f"The model process stopped: {detail}", log_path=log_path)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close stdin (the host exits by itself), then terminate, then kill."""
-        with self._lock:
-            process = self._process
-            if process is None:
-                return
-            if process.poll() is None:
-                try:
-                    process.stdin.close()
-                    process.wait(timeout=timeout)
-                except (OSError, subprocess.TimeoutExpired):
-                    process.terminate()
-                    try:
-                        process.wait(timeout=timeout)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                        process.wait()
-            for stream in (process.stdin, process.stdout):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+        if self._process is not None:
+            self._process.stop(timeout)
 
     def __enter__(self) -> RuntimeHost:
         return self.start_blocking()
@@ -291,30 +218,14 @@ class RuntimeHost:
         self.stop()
 
 
-CRASH_SIGNALS = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"}
-
-
-def _signal_words(number: int) -> tuple[str, str | None]:
+def _signal_words(death: Death) -> tuple[str, str | None]:
     """What a death by signal means to the user, and what to do (None: the error's usual hint)."""
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        name = f"signal {number}"
-    if name in CRASH_SIGNALS:
-        return (f"llama.cpp crashed ({name}).",
+    if death.crashed:
+        return (f"llama.cpp crashed ({death.signal}).",
                 "Load the model again. If every model crashes on its first reply, this llama.cpp build uses "
                 "CPU features this machine cannot run: rebuild it as the README says under “If llama.cpp "
                 "crashes”.")
-    if name == "SIGKILL":
-        return ("it was killed (SIGKILL: out of memory, or stopped from outside Ember).",
+    if death.signal == "SIGKILL" and not death.stopped:
+        return (f"{death.reason}.",
                 "Load the model again; if memory is short, pick a smaller context or a smaller model.")
-    return f"it was stopped by {name}.", None
-
-
-def _last_meaningful_line(text: str) -> str:
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line and not line.startswith(("Traceback", "File ", "^")):
-            return line[:300]
-    return ""
-
+    return f"{death.reason}.", None

@@ -1,0 +1,44 @@
+"""The child's side of the supervisor's protocol (engine/runtime/child.py), for every Ember child.
+
+    from engine.runtime.child_protocol import emit, exit_when_parent_goes
+    exit_when_parent_goes()              # first thing: a killed parent must leave no child behind
+    emit({"type": "ready", "port": 8080})
+
+Light on purpose: a child imports it before anything heavy (llama.cpp, torch, a PDF parser).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+
+_emit_lock = threading.Lock()
+
+
+def emit(event: dict) -> None:
+    """Send one event to the parent: one JSON line on stdout, flushed at once (threads may share stdout)."""
+    line = json.dumps(event) + "\n"
+    with _emit_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def exit_when_parent_goes(code: int = 0) -> threading.Thread:
+    """Exit (with `code`) as soon as stdin closes: the parent stopped us, or it died, even by SIGKILL.
+
+    The parent holds the other end of our stdin; the OS closes it when the parent goes, however it
+    goes. `os._exit` because the main thread may be stuck in C code (a model load) that never returns.
+    """
+    def watch() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except Exception:  # a closed or broken stdin means the same: the parent is gone
+            pass
+        os._exit(code)
+
+    thread = threading.Thread(target=watch, name="exit-when-parent-goes", daemon=True)
+    thread.start()
+    return thread
