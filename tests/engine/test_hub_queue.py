@@ -106,10 +106,28 @@ def test_remove_deletes_the_part_and_the_sidecar(queue, hub_server):
     assert queue.items() == []
 
 
-def test_pause_a_waiting_download_and_refuse_running_it_twice(queue):
+def test_a_pause_before_the_worker_starts_is_kept_then_resume_runs_it(queue, hub_server, smollm2_path):
     item = queue.enqueue(SMOL_REPO, SMOL_FILE)
+    job = queue.run(item.key)  # handed to a worker that has not started it yet
     queue.pause(item.key)
-    assert queue.get(item.key).state == "paused"
+    assert drain(job) == (None, [])  # the worker starts: it sees the pause and downloads nothing
+    assert queue.get(item.key).state == "paused" and hub_server.stats.requests == []
+    assert not part_path(item.dest).exists() and not queue.is_running(item.key)
+    queue.resume(item.key)
+    dest, _ = drain(queue.run(item.key))
+    assert dest.read_bytes() == smollm2_path.read_bytes()
+
+
+def test_a_remove_before_the_worker_starts_downloads_nothing(queue, hub_server):
+    item = queue.enqueue(SMOL_REPO, SMOL_FILE)
+    job = queue.run(item.key)
+    queue.remove(item.key)
+    assert drain(job) == (None, [])
+    assert hub_server.stats.requests == [] and queue.items() == [] and list(item.dest.parent.iterdir()) == []
+
+
+def test_a_download_cannot_run_twice_and_closing_its_job_pauses_it(queue):
+    item = queue.enqueue(SMOL_REPO, SMOL_FILE)
     first = queue.run(item.key)
     next(first)
     with pytest.raises(InvalidInput, match="already downloading"):
