@@ -14,7 +14,6 @@ from pathlib import Path
 
 from engine.errors import InvalidInput, NotFound, UnsafePath
 from engine.hub.download import DownloadOptions, disk_free, download
-from engine.hub.files import GgufFile
 from engine.hub.sidecar import SIDECAR_SUFFIX, PartRecord, dest_of_sidecar, part_path, sidecar_path
 from engine.jobs import CancelToken, Progress
 from engine.paths import EmberPaths
@@ -39,11 +38,6 @@ class QueueItem:
     @property
     def key(self) -> str:
         return str(self.dest)
-
-    def to_dict(self) -> dict:
-        return {"repo_id": self.repo_id, "path": self.path, "revision": self.revision, "dest": str(self.dest),
-                "state": self.state, "done": self.done, "size": self.size, "error": self.error,
-                "sha256": self.sha256, "running": self.running}
 
 
 class DownloadQueue:
@@ -83,10 +77,6 @@ class DownloadQueue:
             dest.parent.mkdir(parents=True, exist_ok=True)
             PartRecord(repo_id, revision, path, sha256=sha256, size=size).save(sidecar)
         return self.get(str(dest))
-
-    def enqueue_model(self, repo_id: str, model: GgufFile, revision: str = "main") -> list[QueueItem]:
-        """Queue every part of a model from the file list (a split model is several downloads)."""
-        return [self.enqueue(repo_id, p.path, revision, sha256=p.sha256, size=p.size) for p in model.parts]
 
     def run(self, key: str, cancel: CancelToken | None = None) -> Generator[Progress, None, Path | None]:
         """The download's generator, for one worker thread; `pause(key)` or `cancel` stops it (paused).
@@ -153,13 +143,6 @@ class DownloadQueue:
     def to_resume(self) -> list[QueueItem]:
         """Downloads to restart after a restart: queued ones and those cut off while running."""
         return [i for i in self.items() if i.state in RESUMABLE and not i.running]
-
-    def clear_finished(self) -> int:
-        """Forget finished downloads (their files stay); returns how many."""
-        done = [i for i in self.items() if i.state == "done"]
-        for item in done:
-            sidecar_path(item.dest).unlink(missing_ok=True)
-        return len(done)
 
     def _free_for(self, key: str):
         """Free space as one download sees it: what the disk has minus what the others still need."""
