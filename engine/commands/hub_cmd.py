@@ -1,7 +1,8 @@
 """`ember search`, `ember download`, `ember models`: the Hub and the library from a terminal.
 
 The Hub's address is HF_ENDPOINT as set when the command runs (default: the public Hub) and is
-passed to every call. `ember download` takes the home lock: one process drives downloads per home.
+passed to every call. `ember download` takes the home lock: one process drives downloads per home;
+`ember models` takes it to store its scan, and only lists (writing nothing) while the window holds it.
 """
 
 from __future__ import annotations
@@ -179,16 +180,22 @@ class ProgressBar:
 
 
 def run_models(args) -> int:
-    from engine.library.library import Library
+    """List the library. Scanning stores rows in ember.db, so it takes the home lock; when another Ember
+    (the window) owns the home, the listing is still printed but nothing is written."""
+    from engine.errors import HomeLocked
     from engine.paths import EmberPaths
-    from engine.store.db import connect
+    from engine.store.lock import HomeLock
 
     paths = EmberPaths.from_env()
-    conn = connect(paths.db)
     try:
-        entries = Library(paths, conn).scan()
-    finally:
-        conn.close()
+        lock = HomeLock(paths.lock).acquire("ember models")
+    except HomeLocked as locked:
+        print(f"{locked.message} The listing is read-only: nothing is saved to the library while the window "
+              "(or another Ember command) owns this home.", file=sys.stderr)
+        entries = _scan(paths, write=False)
+    else:
+        with lock:
+            entries = _scan(paths, write=True)
     if args.json:
         print_json([e.to_dict() for e in entries])
         return 0
@@ -201,3 +208,33 @@ def run_models(args) -> int:
                      e.source, e.error or ""))
     _table(rows, ("model", "arch", "params", "quant", "size", "context", "template", "source", "error"))
     return 0
+
+
+def _scan(paths, write: bool) -> list:
+    from engine.library.library import Library
+    from engine.store.db import connect
+
+    conn = connect(paths.db) if write else _read_only_database(paths.db)
+    try:
+        return Library(paths, conn).scan(write=write)
+    finally:
+        conn.close()
+
+
+def _read_only_database(db):
+    """ember.db opened read-only, or an empty database in memory when there is none yet: a listing
+    beside the window neither writes the file nor creates it."""
+    import sqlite3
+    from pathlib import Path
+
+    from engine.store.db import BUSY_TIMEOUT_MS, check_version, migrate_database
+
+    if not db.exists():
+        conn = sqlite3.connect(":memory:")
+        conn.row_factory = sqlite3.Row
+        migrate_database(conn, Path(":memory:"))  # the schema, with no rows
+        return conn
+    conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.row_factory = sqlite3.Row
+    check_version(conn, db)
+    return conn

@@ -225,6 +225,7 @@ class _Download:
         if free < needed:
             raise NotEnoughDisk(f"Not enough disk space for {self.name}: it needs {human_size(needed)} (the rest "
                                 f"of the file and 1 GiB to spare), {human_size(free)} is free.")
+        # before any byte goes into the part: a part on disk is always described by its sidecar
         self._save(etag=meta.etag, size=meta.size, sha256=self.sha256, commit=meta.commit_hash,
                    state="downloading", error=None)
         if have:

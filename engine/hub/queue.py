@@ -14,7 +14,6 @@ from pathlib import Path
 
 from engine.errors import InvalidInput, NotFound, UnsafePath
 from engine.hub.download import DownloadOptions, disk_free, download
-from engine.hub.files import GgufFile
 from engine.hub.sidecar import SIDECAR_SUFFIX, PartRecord, dest_of_sidecar, part_path, sidecar_path
 from engine.jobs import CancelToken, Progress
 from engine.paths import EmberPaths
@@ -39,11 +38,6 @@ class QueueItem:
     @property
     def key(self) -> str:
         return str(self.dest)
-
-    def to_dict(self) -> dict:
-        return {"repo_id": self.repo_id, "path": self.path, "revision": self.revision, "dest": str(self.dest),
-                "state": self.state, "done": self.done, "size": self.size, "error": self.error,
-                "sha256": self.sha256, "running": self.running}
 
 
 class DownloadQueue:
@@ -84,21 +78,23 @@ class DownloadQueue:
             PartRecord(repo_id, revision, path, sha256=sha256, size=size).save(sidecar)
         return self.get(str(dest))
 
-    def enqueue_model(self, repo_id: str, model: GgufFile, revision: str = "main") -> list[QueueItem]:
-        """Queue every part of a model from the file list (a split model is several downloads)."""
-        return [self.enqueue(repo_id, p.path, revision, sha256=p.sha256, size=p.size) for p in model.parts]
-
     def run(self, key: str, cancel: CancelToken | None = None) -> Generator[Progress, None, Path | None]:
-        """The download's generator, for one worker thread; `pause(key)` or `cancel` stops it (paused)."""
-        item = self.get(key)
-        token = cancel or CancelToken()
+        """The download's generator, for one worker thread; `pause(key)` or `cancel` stops it (paused).
+
+        It reads the sidecar when the worker starts it, under the lock `pause` and `remove` take: a
+        download paused or removed after it was queued but before its worker got here does not start
+        (returns None)."""
+        dest, token = Path(key), cancel or CancelToken()
         with self._lock:
             if key in self._running:
-                raise InvalidInput(f"{item.dest.name} is already downloading.")
+                raise InvalidInput(f"{dest.name} is already downloading.")
+            record = self._record(dest)
+            if record is None or record.state == "paused":
+                return None
             self._running[key] = token
         try:
-            return (yield from download(item.repo_id, item.path, paths=self.paths, endpoint=self.endpoint,
-                                        revision=item.revision, sha256=item.sha256, token=self.token,
+            return (yield from download(record.repo, record.path, paths=self.paths, endpoint=self.endpoint,
+                                        revision=record.revision, sha256=record.sha256, token=self.token,
                                         cancel=token, options=self.options, disk_free=self._free_for(key)))
         finally:
             with self._lock:
@@ -106,29 +102,31 @@ class DownloadQueue:
                 removing = key in self._removing
                 self._removing.discard(key)
             if removing:
-                self._delete(item.dest)
+                self._delete(dest)
 
     def is_running(self, key: str) -> bool:
         with self._lock:
             return key in self._running
 
     def pause(self, key: str) -> None:
-        """Stop a running download (its part is kept), or mark a waiting one paused."""
+        """Stop a running download (its part is kept), or mark a waiting one paused in its sidecar, where
+        `run` looks before it starts."""
         with self._lock:
             token = self._running.get(key)
+            if token is None:
+                record = PartRecord.load(sidecar_path(Path(key)))
+                if record is not None and record.state in ("queued", "downloading", "failed"):
+                    record.save(sidecar_path(Path(key)), state="paused")
         if token is not None:
             token.cancel()
-            return
-        record = PartRecord.load(sidecar_path(Path(key)))
-        if record is not None and record.state in ("queued", "downloading", "failed"):
-            record.save(sidecar_path(Path(key)), state="paused")
 
     def resume(self, key: str) -> QueueItem:
         """Mark a paused or failed download queued again (so `to_resume()` names it); the caller then
         starts `run(key)` on a worker. The part on disk is kept: the download continues from it."""
-        record = PartRecord.load(sidecar_path(Path(key)))
-        if record is not None and record.state in ("paused", "failed"):
-            record.save(sidecar_path(Path(key)), state="queued", error=None)
+        with self._lock:
+            record = PartRecord.load(sidecar_path(Path(key)))
+            if record is not None and record.state in ("paused", "failed"):
+                record.save(sidecar_path(Path(key)), state="queued", error=None)
         return self.get(key)
 
     def remove(self, key: str) -> None:
@@ -137,21 +135,14 @@ class DownloadQueue:
             token = self._running.get(key)
             if token is not None:
                 self._removing.add(key)
+            else:
+                self._delete(Path(key))  # under the lock: a `run` starting now finds no sidecar
         if token is not None:
             token.cancel()
-        else:
-            self._delete(Path(key))
 
     def to_resume(self) -> list[QueueItem]:
         """Downloads to restart after a restart: queued ones and those cut off while running."""
         return [i for i in self.items() if i.state in RESUMABLE and not i.running]
-
-    def clear_finished(self) -> int:
-        """Forget finished downloads (their files stay); returns how many."""
-        done = [i for i in self.items() if i.state == "done"]
-        for item in done:
-            sidecar_path(item.dest).unlink(missing_ok=True)
-        return len(done)
 
     def _free_for(self, key: str):
         """Free space as one download sees it: what the disk has minus what the others still need."""
@@ -165,15 +156,20 @@ class DownloadQueue:
         part_path(dest).unlink(missing_ok=True)
         sidecar_path(dest).unlink(missing_ok=True)
 
-    def _item(self, sidecar: Path) -> QueueItem | None:
-        record = PartRecord.load(sidecar)
+    def _record(self, dest: Path) -> PartRecord | None:
+        """The sidecar of `dest`, or None when there is none or it names another place (ignored)."""
+        record = PartRecord.load(sidecar_path(dest))
         if record is None:
             return None
-        dest = dest_of_sidecar(sidecar)
         try:
-            if self.paths.model_destination(record.repo, record.path) != dest:
-                return None  # a sidecar that names another place: ignore it
+            return record if self.paths.model_destination(record.repo, record.path) == dest else None
         except UnsafePath:
+            return None
+
+    def _item(self, sidecar: Path) -> QueueItem | None:
+        dest = dest_of_sidecar(sidecar)
+        record = self._record(dest)
+        if record is None:
             return None
         part = part_path(dest)
         done = part.stat().st_size if part.exists() else (dest.stat().st_size if dest.is_file() else 0)

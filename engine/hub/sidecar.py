@@ -56,7 +56,9 @@ class PartRecord:
         return record if record.state in STATES else None
 
     def save(self, sidecar: Path, **changes) -> PartRecord:
-        """Apply `changes` and write the file atomically (temp file + os.replace)."""
+        """Apply `changes` and write the file atomically and durably: the temp file is fsynced before
+        os.replace and the folder after it, so after a power cut the sidecar on disk is whole and names
+        the bytes the part holds (the download writes it before the part grows)."""
         for key, value in changes.items():
             setattr(self, key, value)
         if self.state not in STATES:
@@ -64,6 +66,21 @@ class PartRecord:
         self.updated_at = time.time()
         sidecar = Path(sidecar)
         tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(self), indent=1))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, sidecar)
+        _fsync_folder(sidecar.parent)
         return self
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable. POSIX only: Windows cannot open a folder to fsync it."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

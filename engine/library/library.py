@@ -77,10 +77,12 @@ class Library:
         self.paths = paths
         self.repo = ModelRepository(conn)
 
-    def scan(self, folders: list[Path] | None = None) -> list[LibraryEntry]:
+    def scan(self, folders: list[Path] | None = None, write: bool = True) -> list[LibraryEntry]:
         """Find every model, refresh the database, and return the entries (starter first).
 
-        `folders`: extra folders to scan; by default the ones in settings (`add_folder`)."""
+        `folders`: extra folders to scan; by default the ones in settings (`add_folder`).
+        `write=False`: only read the database (a listing while another process owns the home): rows
+        that still describe their file are used, new files are inspected, nothing is stored."""
         if folders is None:
             folders = model_folders(self.paths)
         found: dict[str, tuple[str, str | None]] = {}
@@ -101,9 +103,9 @@ class Library:
         for row in self.repo.all():
             if row.source == "added" and Path(row.path).is_file():
                 found.setdefault(row.path, (row.source, None))
-            elif row.path not in found:
+            elif row.path not in found and write:
                 self.repo.remove(row.path)  # the file is gone
-        return [self._entry(Path(path), source, repo_id) for path, (source, repo_id) in found.items()]
+        return [self._entry(Path(path), source, repo_id, write) for path, (source, repo_id) in found.items()]
 
     def add_folder(self, folder: Path) -> list[Path]:
         """Remember a folder to scan for models; returns the folders now configured."""
@@ -151,7 +153,7 @@ class Library:
             self.repo.set_sha256(entry.path, digest, size=stat.st_size, mtime=stat.st_mtime)
         return digest
 
-    def _entry(self, path: Path, source: str, repo_id: str | None) -> LibraryEntry:
+    def _entry(self, path: Path, source: str, repo_id: str | None, write: bool = True) -> LibraryEntry:
         stat = path.stat()
         row = self.repo.get(str(path))
         fresh = row is not None and row.size == stat.st_size and row.mtime == stat.st_mtime and row.inspection
@@ -161,12 +163,27 @@ class Library:
                 info = inspect_gguf(path)
             except BadModelFile as exc:
                 error = exc.message
+        if not write:
+            return self._unsaved_entry(path, source, repo_id, row, info, error)
         row = self.repo.upsert(str(path), stat.st_size, stat.st_mtime, source,
                                inspection=info.to_dict() if info else None, repo_id=repo_id)
         if row.sha256 is None and source == "hub" and (digest := verified_sha256(path)):
             self.repo.set_sha256(str(path), digest, size=stat.st_size, mtime=stat.st_mtime)
             row = dataclasses.replace(row, sha256=digest)
         return LibraryEntry(str(path), source, info, error, row.sha256, row.repo_id, row.measured_tps)
+
+    @staticmethod
+    def _unsaved_entry(path: Path, source: str, repo_id: str | None, row: ModelRow | None,
+                       info: ModelInfo | None, error: str | None) -> LibraryEntry:
+        """The entry `_entry` would store, built without writing: a stored hash counts only while the
+        row still describes the file (as `upsert` keeps it)."""
+        stat = path.stat()
+        unchanged = row is not None and row.size == stat.st_size and row.mtime == stat.st_mtime
+        sha256 = row.sha256 if unchanged else None
+        if sha256 is None and source == "hub":
+            sha256 = verified_sha256(path)
+        return LibraryEntry(str(path), source, info, error, sha256, repo_id or (row.repo_id if row else None),
+                            row.measured_tps if row else None)
 
 
 def info_from_row(row: ModelRow) -> ModelInfo | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hmac
 import os
 import socket
 import sys
@@ -43,7 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class BearerAuth:
-    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`."""
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`.
+
+    The header is compared in constant time, so the time a refusal takes says nothing about how much
+    of a guessed token was right."""
 
     def __init__(self, app, token: str) -> None:
         self.app = app
@@ -52,7 +56,7 @@ class BearerAuth:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             given = dict(scope["headers"]).get(b"authorization", b"")
-            if given != self.expected:
+            if not hmac.compare_digest(given, self.expected):
                 body = b'{"error": {"message": "missing or wrong bearer token", "type": "auth"}}'
                 await send({"type": "http.response.start", "status": 401,
                             "headers": [(b"content-type", b"application/json")]})

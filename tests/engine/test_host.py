@@ -127,6 +127,17 @@ def test_request_without_or_with_wrong_token_is_refused(shared_host):
         conn.close()
 
 
+def test_a_wrong_token_of_the_same_or_another_length_is_refused(shared_host):
+    token = shared_host.token
+    for wrong in ("x" * len(token), token[:-1] + chr(ord(token[-1]) ^ 1), token + "x", token[:-1]):
+        conn = http.client.HTTPConnection("127.0.0.1", shared_host.port, timeout=10)
+        conn.request("GET", "/v1/models", headers={"Authorization": f"Bearer {wrong}"})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        assert response.status == 401, wrong
+
+
 def test_openai_route_serves_other_programs(shared_host):
     conn = http.client.HTTPConnection("127.0.0.1", shared_host.port, timeout=60)
     conn.request("POST", "/v1/chat/completions", json.dumps({"messages": HELLO, "max_tokens": 8}),

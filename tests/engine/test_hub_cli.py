@@ -16,7 +16,9 @@ import pytest
 from engine.cli import main
 from engine.hub.sidecar import PartRecord, part_path, sidecar_path
 from engine.paths import EmberPaths
+from engine.store.db import connect
 from engine.store.lock import HomeLock
+from engine.store.models_repo import ModelRepository
 from tests.support.hub_fixtures import SMOL_FILE, SMOL_REPO, closed_port_url
 
 pytestmark = pytest.mark.timeout(90)
@@ -139,3 +141,61 @@ def test_sigkill_mid_download_then_resume_from_the_part(hub_server, ember_home, 
     assert hub_server.stats.range_starts[-1] == kept > 0  # resumed where the part ended, not from zero
     assert hub_server.stats.bytes_served - served_before == size - kept
     assert "SHA-256 verified" in err
+
+
+def hold_home_lock(home: Path) -> subprocess.Popen:
+    """Another process (standing in for the window) that holds the home lock until its stdin closes."""
+    code = ("import sys; from engine.store.lock import HomeLock; HomeLock(sys.argv[1]).acquire('Ember window'); "
+            "print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(EmberPaths(home).lock)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def models_json(env: dict) -> tuple[list, str]:
+    proc = cli("models", "--json", env=env)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return json.loads(out), err  # stdout is pure JSON
+
+
+def stored_paths(db: Path) -> set[str]:
+    conn = connect(db)
+    try:
+        return {row.path for row in ModelRepository(conn).all()}
+    finally:
+        conn.close()
+
+
+def test_models_writes_only_with_the_home_lock_and_lists_read_only_without_it(ember_home, smollm2_path):
+    env = dict(os.environ, EMBER_HOME=str(ember_home))
+    db = EmberPaths(ember_home).db
+    folder = ember_home / "models" / "acme" / "tiny-GGUF"
+    folder.mkdir(parents=True)
+    (folder / "first.gguf").write_bytes(b"not a GGUF")  # listed, with the reason it cannot be used
+
+    holder = hold_home_lock(ember_home)
+    try:
+        listing, err = models_json(env)
+    finally:
+        holder.communicate()
+    assert {m["path"] for m in listing} == {str(smollm2_path), str(folder / "first.gguf")}
+    assert "read-only" in err and "in use by Ember window" in err
+    assert not db.exists()  # not even created
+
+    listing, err = models_json(env)  # the lock is free: the scan stores its rows
+    assert "read-only" not in err
+    assert stored_paths(db) == {str(smollm2_path), str(folder / "first.gguf")}
+    before = db.read_bytes()  # the free run's connection closed: its WAL is checkpointed into the file
+
+    (folder / "second.gguf").write_bytes(b"not a GGUF either")
+    holder = hold_home_lock(ember_home)
+    try:
+        listing, err = models_json(env)
+    finally:
+        holder.communicate()
+    assert str(folder / "second.gguf") in {m["path"] for m in listing} and "read-only" in err
+    wal = db.with_name(db.name + "-wal")  # a read-only reader may leave SQLite's (empty) -wal and -shm
+    assert db.read_bytes() == before and (not wal.exists() or wal.stat().st_size == 0)
+    assert stored_paths(db) == {str(smollm2_path), str(folder / "first.gguf")}

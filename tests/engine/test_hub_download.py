@@ -195,3 +195,28 @@ def test_a_hash_from_an_older_file_list_is_looked_up_again(hub_server, paths):
     result, events = fetch(hub_server, paths, repo="acme/updated-GGUF", file="m.Q4_0.gguf", sha256=stale)
     assert result.read_bytes() == new and events[-1].message.endswith("SHA-256 verified")
     assert PartRecord.load(sidecar_path(result)).sha256 == repo.files["m.Q4_0.gguf"].sha256
+
+
+def test_the_sidecar_names_the_file_before_the_part_gets_a_byte(hub_server, paths):
+    hub_server.faults.stall_after, hub_server.faults.stall_s = 0, 30  # headers sent, then no byte
+    dest = paths.models / SMOL_REPO / SMOL_FILE
+    cancel, seen = CancelToken(), {}
+
+    def look_once_the_part_exists() -> None:  # another thread, while the download waits for its first byte
+        while not part_path(dest).exists():
+            if cancel.wait(0.001):
+                return
+        seen["part_size"] = part_path(dest).stat().st_size
+        seen["record"] = PartRecord.load(sidecar_path(dest))
+        cancel.cancel()
+
+    watcher = threading.Thread(target=look_once_the_part_exists)
+    watcher.start()
+    result, _ = drain(download(SMOL_REPO, SMOL_FILE, paths=paths, endpoint=hub_server.url, cancel=cancel,
+                               options=DownloadOptions(stall_timeout_s=30)))
+    watcher.join()
+    file = hub_server.repos[SMOL_REPO].files[SMOL_FILE]
+    assert result is None and seen["part_size"] == 0
+    record = seen["record"]
+    assert record is not None and record.state == "downloading"
+    assert (record.etag, record.size, record.sha256) == (file.sha256, file.size, file.sha256)

@@ -42,7 +42,7 @@ def test_enqueue_lists_queued_downloads(queue):
 
 def test_several_downloads_at_once_each_on_its_own_thread(queue, hub_server):
     [split_model] = list_gguf_files(SPLIT_REPO, endpoint=hub_server.url)
-    items = queue.enqueue_model(SPLIT_REPO, split_model)  # one download per part
+    items = [queue.enqueue(SPLIT_REPO, p.path, sha256=p.sha256, size=p.size) for p in split_model.parts]
     assert [i.path for i in items] == SPLIT_PARTS and all(i.sha256 and i.size for i in items)
     hub_server.faults.rate = 2_000_000  # slow enough that they overlap
     results, errors = {}, []
@@ -62,7 +62,6 @@ def test_several_downloads_at_once_each_on_its_own_thread(queue, hub_server):
     for index, item in enumerate(items, 1):
         assert results[item.key].read_bytes() == split_part_bytes(index)
     assert {i.state for i in queue.items()} == {"done"}
-    assert queue.clear_finished() == 3 and queue.items() == []
 
 
 def test_pause_a_running_download_then_resume_it(queue, hub_server, smollm2_path):
@@ -106,10 +105,28 @@ def test_remove_deletes_the_part_and_the_sidecar(queue, hub_server):
     assert queue.items() == []
 
 
-def test_pause_a_waiting_download_and_refuse_running_it_twice(queue):
+def test_a_pause_before_the_worker_starts_is_kept_then_resume_runs_it(queue, hub_server, smollm2_path):
     item = queue.enqueue(SMOL_REPO, SMOL_FILE)
+    job = queue.run(item.key)  # handed to a worker that has not started it yet
     queue.pause(item.key)
-    assert queue.get(item.key).state == "paused"
+    assert drain(job) == (None, [])  # the worker starts: it sees the pause and downloads nothing
+    assert queue.get(item.key).state == "paused" and hub_server.stats.requests == []
+    assert not part_path(item.dest).exists() and not queue.is_running(item.key)
+    queue.resume(item.key)
+    dest, _ = drain(queue.run(item.key))
+    assert dest.read_bytes() == smollm2_path.read_bytes()
+
+
+def test_a_remove_before_the_worker_starts_downloads_nothing(queue, hub_server):
+    item = queue.enqueue(SMOL_REPO, SMOL_FILE)
+    job = queue.run(item.key)
+    queue.remove(item.key)
+    assert drain(job) == (None, [])
+    assert hub_server.stats.requests == [] and queue.items() == [] and list(item.dest.parent.iterdir()) == []
+
+
+def test_a_download_cannot_run_twice_and_closing_its_job_pauses_it(queue):
+    item = queue.enqueue(SMOL_REPO, SMOL_FILE)
     first = queue.run(item.key)
     next(first)
     with pytest.raises(InvalidInput, match="already downloading"):
