@@ -43,10 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def watch_stdin() -> None:
-    """Exit as soon as the parent goes away (its end of our stdin closes)."""
+    """Exit as soon as the parent goes away (its end of our stdin closes).
+
+    It reads the raw descriptor: a thread blocked in sys.stdin's buffered read holds that buffer's
+    lock, and an early `return 1` from main then aborts at interpreter shutdown (SIGABRT)."""
     def run() -> None:
         try:
-            while sys.stdin.buffer.read(4096):
+            while os.read(sys.stdin.fileno(), 4096):
                 pass
         except Exception:
             pass
