@@ -69,6 +69,7 @@ class HostSettings:
     api_key: str | None = None
     keep_running_without_parent: bool = False
     start_timeout_s: float = 300.0
+    role: str = "chat"  # "chat", or "embedding": an embedding model serving /ember/embed (HostClient.embed)
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -170,6 +171,10 @@ class RuntimeHost:
             command += ["--chat-format", s.chat_format]
         if s.keep_running_without_parent:
             command.append("--no-stdin-watch")
+        if s.role not in ("chat", "embedding"):
+            raise InvalidInput(f"The host role must be 'chat' or 'embedding', not {s.role!r}.")
+        if s.role == "embedding":
+            command.append("--embedding")
         return command
 
     def _launch(self, cancel: CancelToken) -> Iterator[Progress]:
