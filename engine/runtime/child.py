@@ -37,6 +37,8 @@ except ImportError:  # Windows
 
 log = logging.getLogger(__name__)
 
+EXIT_AFTER_STDOUT_S = 5.0  # how long a child that closed its stdout may take to exit
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # on PYTHONPATH, so `python -m engine...` works anywhere
 
 CRASH_SIGNALS = frozenset({"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"})
@@ -265,6 +267,7 @@ class ChildProcess:
                     self.stop()
                     return None
                 if self.finished or (not self.alive and self._drained()):
+                    self.wait(EXIT_AFTER_STDOUT_S)  # stdout closes a moment before the exit is reaped
                     return None
                 elapsed = time.monotonic() - started
                 if timeout is not None and elapsed > timeout:

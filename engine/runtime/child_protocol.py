@@ -30,10 +30,12 @@ def exit_when_parent_goes(code: int = 0) -> threading.Thread:
 
     The parent holds the other end of our stdin; the OS closes it when the parent goes, however it
     goes. `os._exit` because the main thread may be stuck in C code (a model load) that never returns.
+    It reads the raw descriptor: a thread blocked in sys.stdin's buffered read holds that buffer's
+    lock, and a child that returns from main early then aborts at interpreter shutdown (SIGABRT).
     """
     def watch() -> None:
         try:
-            while sys.stdin.buffer.read(4096):
+            while os.read(sys.stdin.fileno(), 4096):
                 pass
         except Exception:  # a closed or broken stdin means the same: the parent is gone
             pass

@@ -3,6 +3,8 @@
 `stream_chat` yields TokenEvents as the host's NDJSON batches arrive. Cancelling shuts the socket
 down from the cancelling thread, so the generator ends at once (not at the next token) with
 `stop_reason="cancelled"`, and the host stops generating when it sees the connection close.
+`embed` (an embedding host) cancels the same way: it returns None at once, and the host stops
+before its next batch.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import http.client
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from engine.errors import Cancelled, GenerationFailed, HostDied, InvalidInput
 from engine.jobs import CancelToken, GenerationStats, TokenEvent
 from engine.runtime.sampling import Sampling
 from engine.sockets import shut_down
+
+if TYPE_CHECKING:
+    import numpy as np
 
 READ_TIMEOUT_S = 600.0  # last resort against a host that hangs without dying
 
@@ -68,6 +74,45 @@ class HostClient:
     def count_tokens(self, messages: list[dict], cancel: CancelToken | None = None) -> int:
         """Prompt tokens of these messages as the host's template renders them (for the context budget)."""
         return int(self._json("POST", "/ember/count", {"messages": messages}, cancel=cancel)["tokens"])
+
+    def embed(self, texts: list[str], cancel: CancelToken | None = None, *, normalize: bool = True) -> np.ndarray:
+        """One vector per text (float32, len(texts) × n_embd; unit length unless normalize=False).
+
+        Cancelled when cancelled (as count_tokens). A text longer than the model's context is an InvalidInput: split it first."""
+        cancel = cancel or CancelToken()
+        body = json.dumps({"texts": texts, "normalize": normalize})
+        conn = self._connect()
+        unregister = lambda: None  # noqa: E731
+        try:
+            conn.connect()
+            unregister = cancel.on_cancel(lambda: shut_down(conn.sock))  # at once if already cancelled
+            conn.request("POST", "/ember/embed", body, self._headers())
+            response = conn.getresponse()
+            data = response.read()
+            if cancel.cancelled:
+                raise Cancelled("Stopped.")
+            answer = json.loads(data or b"{}")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if cancel.cancelled:
+                raise Cancelled("Stopped.") from exc
+            self._broken()
+            raise HostDied(f"The model process did not answer: {exc}") from exc
+        finally:
+            unregister()
+            conn.close()
+        if response.status == 400:
+            raise InvalidInput(answer.get("error", "The model process refused the texts."))
+        if response.status == 404:
+            raise InvalidInput("This model process was started for chat, not for embeddings.",
+                               "Load an embedding model with the embedding role.")
+        if response.status != 200:
+            raise GenerationFailed(f"The model process answered {response.status}: {data[:300]!r}")
+        import numpy as np  # here, not at the top: the window paints before numpy loads
+
+        vectors = np.asarray(answer["vectors"], dtype=np.float32)
+        if vectors.shape[0] != len(texts):
+            raise GenerationFailed(f"The model process returned {vectors.shape[0]} vectors for {len(texts)} texts.")
+        return vectors
 
     def _broken(self) -> None:
         if self.on_broken:

@@ -5,7 +5,8 @@
 It is llama-cpp-python's own server app (`/v1/*`, OpenAI-compatible, for other programs) with three
 routes of Ember's added on the same model (`/ember/chat`, `/ember/count`, `/ember/info`): the lean
 streaming path for Ember's client (see generation.py), token counts for the context budget, and what
-was loaded. Protocol with the supervisor:
+was loaded. With `--embedding` it loads an embedding model instead (no chat template) and serves
+`/ember/embed` and `/ember/info`. Protocol with the supervisor:
 - the bearer token comes in the environment (EMBER_HOST_TOKEN), never on the command line;
 - it binds the port (0: a free one) and emits ONE event on stdout (child_protocol.emit) when ready,
   `{"type": "ready", "port", "load_s", "template", "n_ctx", ...}`, or `{"type": "error", "error": ...}`
@@ -40,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flash-attn", action="store_true")
     parser.add_argument("--lora", default=None)
     parser.add_argument("--chat-format", default=None, help="gguf (default), none, or a built-in format")
+    parser.add_argument("--embedding", action="store_true", help="load an embedding model: /ember/embed, no chat")
     return parser.parse_args(argv)
 
 
@@ -65,6 +67,33 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+class NotAnEmbeddingModel(Exception):
+    """The GGUF declares no pooling: llama.cpp would give one vector per token, not one per text."""
+
+
+POOLING_NAMES = {1: "mean", 2: "cls", 3: "last"}  # llama.cpp's pooling types that make a text vector
+
+
+def embedding_limits(model_path: str, requested_ctx: int) -> tuple[int, str]:
+    """(context, pooling) for an embedding model, from its header, before llama.cpp loads it.
+
+    The context is capped at the trained one: a BERT has position embeddings for only that many
+    tokens. A model without a sentence pooling (a chat model, a reranker) is refused here, readably."""
+    from engine.gguf.reader import read_header
+
+    meta = read_header(model_path).metadata
+    arch = str(meta.get("general.architecture", "unknown"))
+    pooling = meta.get(f"{arch}.pooling_type")
+    if pooling not in POOLING_NAMES:
+        kind = "a reranker" if pooling == 4 else f"a {arch} model without a pooling type (a chat model?)"
+        raise NotAnEmbeddingModel(
+            f"{os.path.basename(model_path)} is not an embedding model: it is {kind}. "
+            "Pick an embedding model (a GGUF with a mean, CLS or last-token pooling type).")
+    trained = meta.get(f"{arch}.context_length")
+    ctx = min(requested_ctx, int(trained)) if isinstance(trained, int) and trained > 0 else requested_ctx
+    return ctx, POOLING_NAMES[pooling]
+
+
 def build_app(args: argparse.Namespace, token: str):
     """Load the model into llama-cpp-python's server app and add Ember's routes. Returns (asgi app, info)."""
     from llama_cpp.server import app as server_app
@@ -74,21 +103,32 @@ def build_app(args: argparse.Namespace, token: str):
     from engine.runtime.routes import add_ember_routes
 
     templates.install_lenient_formatter()
+    ctx, pooling = embedding_limits(args.model, args.ctx) if args.embedding else (args.ctx, None)
+    # An embedding model sees a whole text in one batch (non-causal attention needs all its tokens at once).
+    batch = {"n_batch": ctx, "n_ubatch": ctx, "embedding": True} if args.embedding else {}
     model_settings = ModelSettings(
-        model=args.model, n_ctx=args.ctx, n_gpu_layers=args.gpu_layers, n_threads=args.threads,
+        model=args.model, n_ctx=ctx, n_gpu_layers=args.gpu_layers, n_threads=args.threads,
         n_threads_batch=args.threads, flash_attn=args.flash_attn, lora_path=args.lora,
-        logits_all=False, verbose=False, chat_format=None,
+        logits_all=False, verbose=False, chat_format=None, **batch,
     )
     server_settings = ServerSettings(host=args.host, port=args.port, api_key=token)
     app = server_app.create_app(server_settings=server_settings, model_settings=[model_settings])
     llama = server_app._llama_proxy()
+    if args.embedding:
+        info = {
+            "model": args.model, "role": "embedding", "n_ctx": llama.n_ctx(), "n_embd": llama.n_embd(),
+            "pooling": pooling, "gpu_layers": args.gpu_layers, "threads": args.threads, "template": "none",
+            "lora": args.lora, "pid": os.getpid(),
+        }
+        add_ember_routes(app, llama, None, info, server_app.get_llama_proxy)
+        return BearerAuth(app, token), info
     renderer = templates.choose_renderer(llama, args.chat_format)
     if renderer.kind.startswith("fallback:"):
         llama.chat_format = renderer.kind.split(":", 1)[1]  # /v1/chat uses the same fallback
     info = {
         "model": args.model, "n_ctx": llama.n_ctx(), "gpu_layers": args.gpu_layers, "threads": args.threads,
         "template": renderer.kind, "template_hash": renderer.template_hash, "notice": renderer.notice,
-        "lora": args.lora, "pid": os.getpid(),
+        "lora": args.lora, "pid": os.getpid(), "role": "chat",
     }
     add_ember_routes(app, llama, renderer, info, server_app.get_llama_proxy)
     return BearerAuth(app, token), info
@@ -112,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     sock.listen(64)
     try:
         app, info = build_app(args, token)
+    except NotAnEmbeddingModel as exc:  # said as it is: the user picked the wrong kind of model
+        emit({"type": "error", "error": str(exc)})
+        return 1
     except Exception as exc:  # a bad file, out of memory, an unknown architecture: the supervisor reads stderr
         emit({"type": "error", "error": f"{type(exc).__name__}: {exc}"})
         return 1

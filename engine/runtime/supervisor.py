@@ -58,6 +58,7 @@ class HostSettings:
     port: int = 0
     api_key: str | None = None
     start_timeout_s: float = 300.0
+    role: str = "chat"  # "chat", or "embedding": an embedding model serving /ember/embed (HostClient.embed)
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -156,6 +157,10 @@ class RuntimeHost:
             command += ["--lora", str(s.lora_path)]
         if s.chat_format:
             command += ["--chat-format", s.chat_format]
+        if s.role not in ("chat", "embedding"):
+            raise InvalidInput(f"The host role must be 'chat' or 'embedding', not {s.role!r}.")
+        if s.role == "embedding":
+            command.append("--embedding")
         return command
 
     def _launch(self, cancel: CancelToken) -> Iterator[Progress]:
