@@ -1,9 +1,16 @@
-"""Schema migrations, one function per version. Add a new function; never edit a released one."""
+"""Schema migrations, one function per version. Add a new function; never edit a released one.
+
+A released migration is frozen: it spells every value out (no Python constant pasted into its SQL),
+so a fresh database and an upgraded one end up with the same schema. tests/engine/test_migrations.py
+holds a hash of the schema each one produces. To change a CHECK, write a new migration.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 
+# For validation in Python. They must equal what the newest schema's CHECK constraints accept
+# (a test compares them); adding a value here needs a migration that widens the CHECK.
 MESSAGE_STATUSES = ("streaming", "complete", "cancelled", "interrupted", "error")
 MODEL_SOURCES = ("hub", "folder", "starter", "added")
 
@@ -24,14 +31,14 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
     """Sessions, messages (a tree through parent_id, with provenance) + FTS5, presets, the model library."""
     run_script(
         conn,
-        f"""
+        """
         CREATE TABLE sessions (
             id              INTEGER PRIMARY KEY,
             title           TEXT NOT NULL DEFAULT 'New chat',
             created_at      REAL NOT NULL,
             updated_at      REAL NOT NULL,
             system_prompt   TEXT NOT NULL DEFAULT '',
-            sampling_json   TEXT NOT NULL DEFAULT '{{}}',
+            sampling_json   TEXT NOT NULL DEFAULT '{}',
             context_length  INTEGER,
             model_path      TEXT,
             current_leaf_id INTEGER,
@@ -46,7 +53,7 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
             role          TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
             content       TEXT NOT NULL DEFAULT '',
             status        TEXT NOT NULL DEFAULT 'complete'
-                          CHECK (status IN {MESSAGE_STATUSES!r}),
+                          CHECK (status IN ('streaming', 'complete', 'cancelled', 'interrupted', 'error')),
             created_at    REAL NOT NULL,
             updated_at    REAL NOT NULL,
             model_name    TEXT,
@@ -78,7 +85,7 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
             id            INTEGER PRIMARY KEY,
             name          TEXT NOT NULL UNIQUE,
             system_prompt TEXT NOT NULL,
-            sampling_json TEXT NOT NULL DEFAULT '{{}}',
+            sampling_json TEXT NOT NULL DEFAULT '{}',
             created_at    REAL NOT NULL
         );
 
@@ -88,7 +95,7 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
             size            INTEGER NOT NULL,
             mtime           REAL NOT NULL,
             sha256          TEXT,
-            source          TEXT NOT NULL CHECK (source IN {MODEL_SOURCES!r}),
+            source          TEXT NOT NULL CHECK (source IN ('hub', 'folder', 'starter', 'added')),
             repo_id         TEXT,
             inspection_json TEXT,
             measured_tps    REAL,
@@ -96,3 +103,4 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
         );
         """
     )
+
