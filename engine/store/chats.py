@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from engine.errors import InvalidInput, NotFound
 from engine.jobs import GenerationStats
-from engine.store.db import Transaction
+from engine.store.db import Transaction, database_errors
 from engine.store.schema import MESSAGE_STATUSES
 
 
@@ -108,6 +108,7 @@ class ChatRepository:
         self.conn = conn
 
     # --- sessions -------------------------------------------------------------------------
+    @database_errors("create the chat")
     def create_session(
         self, title: str = "New chat", system_prompt: str = "", sampling: dict | None = None,
         context_length: int | None = None, model_path: str | None = None,
@@ -133,6 +134,7 @@ class ChatRepository:
         ).fetchall()
         return [_session(row) for row in rows]
 
+    @database_errors("save the chat's settings")
     def update_session(self, session_id: int, **changes) -> Session:
         """Change title, system_prompt, sampling, context_length or model_path."""
         columns = {"title": "title", "system_prompt": "system_prompt", "sampling": "sampling_json",
@@ -155,13 +157,16 @@ class ChatRepository:
             )
         return self.get_session(session_id)
 
+    @database_errors("move the chat to the bin")
     def delete_session(self, session_id: int) -> None:
         """Move to the bin; `restore_session` undoes it, `purge_deleted` empties the bin."""
         self.conn.execute("UPDATE sessions SET deleted_at = ? WHERE id = ?", (time.time(), session_id))
 
+    @database_errors("restore the chat")
     def restore_session(self, session_id: int) -> None:
         self.conn.execute("UPDATE sessions SET deleted_at = NULL WHERE id = ?", (session_id,))
 
+    @database_errors("empty the bin")
     def purge_deleted(self, older_than_s: float = 0.0) -> int:
         cutoff = time.time() - older_than_s
         cur = self.conn.execute(
@@ -169,10 +174,7 @@ class ChatRepository:
         )
         return cur.rowcount
 
-    def erase_session(self, session_id: int) -> None:
-        """Delete at once, without the bin (for a chat that was never complete, e.g. a failed import)."""
-        self.conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-
+    @database_errors("switch the shown branch")
     def set_current_leaf(self, session_id: int, leaf_id: int | None) -> None:
         self.conn.execute("UPDATE sessions SET current_leaf_id = ? WHERE id = ?", (leaf_id, session_id))
 
@@ -187,7 +189,7 @@ class ChatRepository:
             raise InvalidInput(f"Unknown message status {status!r}.")
         p = provenance or Provenance()
         now = created_at if created_at is not None else time.time()
-        with Transaction(self.conn):
+        with Transaction(self.conn, "save the message"):
             cur = self.conn.execute(
                 "INSERT INTO messages (session_id, parent_id, role, content, status, created_at, updated_at,"
                 " model_name, model_sha256, quantization, template_hash, sampling_json, seed, stats_json)"
@@ -200,8 +202,9 @@ class ChatRepository:
                 "UPDATE sessions SET current_leaf_id = ?, updated_at = ? WHERE id = ?",
                 (cur.lastrowid, time.time(), session_id),
             )
-        return self.get_message(cur.lastrowid)
+            return self.get_message(cur.lastrowid)
 
+    @database_errors("save the message")
     def update_message(
         self, message_id: int, *, content: str | None = None, status: str | None = None,
         stats: GenerationStats | None = None, error: str | None = None, seed: int | None = None,
@@ -226,6 +229,7 @@ class ChatRepository:
             values.append(error)
         self.conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*values, message_id))
 
+    @database_errors("save the model's SHA-256")
     def fill_model_sha256(self, message_ids: list[int], sha256: str) -> None:
         """Record the model's SHA-256 on replies written while the hash was still being computed."""
         if message_ids:
@@ -235,8 +239,8 @@ class ChatRepository:
 
     def delete_message(self, message_id: int) -> None:
         """Delete a message and its replies; the shown branch moves to its parent."""
-        message = self.get_message(message_id)
-        with Transaction(self.conn):
+        with Transaction(self.conn, "delete the message"):
+            message = self.get_message(message_id)
             self.conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
             self.conn.execute(
                 "UPDATE sessions SET current_leaf_id = ?, updated_at = ? WHERE id = ?",
@@ -301,6 +305,7 @@ class ChatRepository:
                 return current
             current = row["id"]
 
+    @database_errors("recover the replies cut off last time")
     def recover_streaming(self) -> int:
         """At start-up (by the home's lock holder only): replies left `streaming` by a crash are `interrupted`."""
         cur = self.conn.execute(
