@@ -3,9 +3,10 @@
 The JSON carries every branch with provenance and stats:
     {"format": "ember-chat", "version": 1, "exported_at": ..., "session": {...}, "messages": [...]}
 each message with its `id` and `parent_id` (the tree), role, content, status, provenance and stats.
-Import checks the whole file first and says what is wrong; it gives the messages new ids, so
-importing twice makes two chats. It runs as one transaction, so a failure (or a crash) half-way
-leaves no chat behind.
+Provenance carries `model_path` since schema v2; files without it (older exports) import as before,
+and an older Ember ignores it. Import checks the whole file first and says what is wrong; it gives
+the messages new ids, so importing twice makes two chats. It runs as one transaction, so a failure
+(or a crash) half-way leaves no chat behind.
 """
 
 from __future__ import annotations

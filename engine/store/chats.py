@@ -32,7 +32,10 @@ class Session:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a reply came from: enough to tell later exactly which model and settings made it."""
+    """Where a reply came from: enough to tell later exactly which model and settings made it.
+
+    `model_path` is the file it was made with; when `model_sha256` is unknown at the time, the
+    database fills it in once the library hashes that file (see schema.migrate_to_v2)."""
 
     model_name: str | None = None
     model_sha256: str | None = None
@@ -40,6 +43,7 @@ class Provenance:
     template_hash: str | None = None
     sampling: dict | None = None
     seed: int | None = None
+    model_path: str | None = None  # last: callers build Provenance by position
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ def _message(row: sqlite3.Row) -> Message:
         provenance=Provenance(
             model_name=row["model_name"],
             model_sha256=row["model_sha256"],
+            model_path=row["model_path"],
             quantization=row["quantization"],
             template_hash=row["template_hash"],
             sampling=json.loads(row["sampling_json"]) if row["sampling_json"] else None,
@@ -192,10 +197,11 @@ class ChatRepository:
         with Transaction(self.conn, "save the message"):
             cur = self.conn.execute(
                 "INSERT INTO messages (session_id, parent_id, role, content, status, created_at, updated_at,"
-                " model_name, model_sha256, quantization, template_hash, sampling_json, seed, stats_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " model_name, model_sha256, model_path, quantization, template_hash, sampling_json, seed,"
+                " stats_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (session_id, parent_id, role, content, status, now, now, p.model_name, p.model_sha256,
-                 p.quantization, p.template_hash, json.dumps(p.sampling) if p.sampling is not None else None,
+                 p.model_path, p.quantization, p.template_hash,
+                 json.dumps(p.sampling) if p.sampling is not None else None,
                  p.seed, json.dumps(stats.to_dict()) if stats else None),
             )
             self.conn.execute(
@@ -231,7 +237,8 @@ class ChatRepository:
 
     @database_errors("save the model's SHA-256")
     def fill_model_sha256(self, message_ids: list[int], sha256: str) -> None:
-        """Record the model's SHA-256 on replies written while the hash was still being computed."""
+        """Redundant since schema v2: the database fills the hash by `model_path` itself. Kept only until
+        app/controllers/model_controller.py stops calling it; then delete it."""
         if message_ids:
             marks = ", ".join("?" for _ in message_ids)
             self.conn.execute(f"UPDATE messages SET model_sha256 = ? WHERE model_sha256 IS NULL AND id IN ({marks})",

@@ -1,4 +1,7 @@
-"""All SQL for the model library (table `models`): one row per GGUF file Ember knows."""
+"""All SQL for the model library (table `models`): one row per GGUF file Ember knows.
+
+Writing `sha256` also fills it into every reply made with that file that lacks it (a trigger of
+schema v2), so write it only for the file as the row describes it (`set_sha256` with size and mtime)."""
 
 from __future__ import annotations
 
@@ -62,13 +65,15 @@ class ModelRepository:
         return self.get(path)
 
     @database_errors("save the model's SHA-256")
-    def set_sha256(self, path: str, sha256: str, *, size: int | None = None, mtime: float | None = None) -> None:
-        """Store a file's hash; with `size` and `mtime`, only if the row still describes that file."""
+    def set_sha256(self, path: str, sha256: str, *, size: int | None = None, mtime: float | None = None) -> bool:
+        """Store a file's hash; with `size` and `mtime`, only if the row still describes that file.
+        Returns whether it was stored."""
         if size is None or mtime is None:
-            self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ?", (sha256, path))
+            cur = self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ?", (sha256, path))
         else:
-            self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ? AND size = ? AND mtime = ?",
-                              (sha256, path, size, mtime))
+            cur = self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ? AND size = ? AND mtime = ?",
+                                    (sha256, path, size, mtime))
+        return cur.rowcount > 0
 
     @database_errors("save the model's measured speed")
     def set_measured_speed(self, path: str, tokens_per_s: float) -> None:

@@ -104,3 +104,34 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
         """
     )
 
+
+def migrate_to_v2(conn: sqlite3.Connection) -> None:
+    """`messages.model_path`: the file a reply was made with, so the model's SHA-256 reaches the reply
+    whenever the library learns it (after a restart, on another connection, in either order).
+
+    Two triggers derive it instead of a list kept in memory. Whatever writes `models.sha256` (the
+    lazy hash, a download's verified sidecar) fills every reply of that file still without a hash,
+    and a reply written after the hash is known takes it at insert. Triggers rather than a call in
+    each writer: no writer can forget, and the fill commits in the same statement as the hash.
+    `created_at >= mtime`: a reply older than the file's current content was made with a file
+    that is gone; it keeps no hash rather than a wrong one.
+    """
+    run_script(
+        conn,
+        """
+        ALTER TABLE messages ADD COLUMN model_path TEXT;
+        CREATE INDEX messages_awaiting_hash ON messages(model_path) WHERE model_sha256 IS NULL;
+
+        CREATE TRIGGER models_sha256_fills_replies AFTER UPDATE OF sha256 ON models
+        WHEN new.sha256 IS NOT NULL BEGIN
+            UPDATE messages SET model_sha256 = new.sha256
+            WHERE model_path = new.path AND model_sha256 IS NULL AND created_at >= new.mtime;
+        END;
+        CREATE TRIGGER messages_take_known_sha256 AFTER INSERT ON messages
+        WHEN new.model_path IS NOT NULL AND new.model_sha256 IS NULL BEGIN
+            UPDATE messages SET model_sha256 = (SELECT sha256 FROM models WHERE path = new.model_path)
+            WHERE id = new.id AND EXISTS (SELECT 1 FROM models WHERE path = new.model_path
+                                          AND sha256 IS NOT NULL AND new.created_at >= mtime);
+        END;
+        """
+    )
