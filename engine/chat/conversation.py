@@ -28,12 +28,14 @@ AUTO_TITLE = "New chat"
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """What provenance records about the loaded model."""
+    """What provenance records about the loaded model. `path`: its file; a reply saved while
+    `sha256` is still None gets the hash when the library stores it for that file."""
 
     name: str
     sha256: str | None = None
     quantization: str | None = None
     template_hash: str | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class Conversation:
         sampling = Sampling.from_dict(session.sampling)
         assistant = repo.add_message(
             session_id, parent_id, "assistant", "", status="streaming",
-            provenance=Provenance(model_name=model.name, model_sha256=model.sha256,
+            provenance=Provenance(model_name=model.name, model_sha256=model.sha256, model_path=model.path,
                                   quantization=model.quantization, template_hash=model.template_hash,
                                   sampling=sampling.to_dict(), seed=sampling.seed),
         )

@@ -3,8 +3,10 @@
 The JSON carries every branch with provenance and stats:
     {"format": "ember-chat", "version": 1, "exported_at": ..., "session": {...}, "messages": [...]}
 each message with its `id` and `parent_id` (the tree), role, content, status, provenance and stats.
-Import checks the whole file first and says what is wrong; it gives the messages new ids, so
-importing twice makes two chats, and it never leaves half a chat behind.
+Provenance carries `model_path` since schema v2; files without it (older exports) import as before,
+and an older Ember ignores it. Import checks the whole file first and says what is wrong; it gives
+the messages new ids, so importing twice makes two chats. It runs as one transaction, so a failure
+(or a crash) half-way leaves no chat behind.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from engine.errors import InvalidInput
 from engine.jobs import GenerationStats
 from engine.store.chats import ChatRepository, Provenance
+from engine.store.db import Transaction
 
 FORMAT, VERSION = "ember-chat", 1
 ROLES = ("system", "user", "assistant")
@@ -123,18 +126,15 @@ def validate(data: dict) -> tuple[dict, list[dict]]:
 def import_json(repo: ChatRepository, data: dict | str | Path) -> int:
     """Create a new chat from an export; returns its id. Bad input raises InvalidInput saying what is wrong."""
     session, messages = validate(_load(data))
-    created = repo.create_session(str(session.get("title") or "Imported chat")[:200],
-                                  str(session.get("system_prompt") or ""), session.get("sampling") or {},
-                                  session.get("context_length"), session.get("model_path"))
-    new_ids: dict = {}
-    try:
+    with Transaction(repo.conn, "import the chat"):
+        created = repo.create_session(str(session.get("title") or "Imported chat")[:200],
+                                      str(session.get("system_prompt") or ""), session.get("sampling") or {},
+                                      session.get("context_length"), session.get("model_path"))
+        new_ids: dict = {}
         for m in messages:
             new_ids[m["id"]] = _add(repo, created.id, new_ids.get(m.get("parent_id")), m)
-    except Exception:
-        repo.erase_session(created.id)  # never leave half a chat behind
-        raise
-    leaf = new_ids.get(session.get("current_leaf_id"))
-    repo.set_current_leaf(created.id, leaf if leaf is not None else (list(new_ids.values()) or [None])[-1])
+        leaf = new_ids.get(session.get("current_leaf_id"))
+        repo.set_current_leaf(created.id, leaf if leaf is not None else (list(new_ids.values()) or [None])[-1])
     return created.id
 
 

@@ -142,16 +142,24 @@ class Library:
 
     def compute_sha256(self, entry: LibraryEntry,
                        cancel: CancelToken | None = None) -> Generator[Progress, None, str | None]:
-        """Hash a model (its first file) once and keep it in the database; returns the hex digest
-        (None if cancelled). Run it on a worker with a Library built on that worker's connection."""
+        """Hash a model (its first file) once and keep it in the database; returns the hex digest, or
+        None if cancelled or the file changed. Run it on a worker with a Library on that worker's connection.
+
+        Storing it also fills it into the replies made with this file that lack it (schema v2's
+        trigger), so it is stored only for the file the library row describes: a file that changed
+        since the scan, or while it was read, gets no hash (the next scan sees the change)."""
         if entry.sha256:
             return entry.sha256
         path = Path(entry.path)
-        stat = path.stat()
+        before = path.stat()
         digest = yield from sha256_file(path, cancel)
-        if digest:
-            self.repo.set_sha256(entry.path, digest, size=stat.st_size, mtime=stat.st_mtime)
-        return digest
+        if not digest:
+            return None
+        after = path.stat()
+        if (after.st_size, after.st_mtime) != (before.st_size, before.st_mtime):
+            return None
+        stored = self.repo.set_sha256(entry.path, digest, size=before.st_size, mtime=before.st_mtime)
+        return digest if stored else None
 
     def _entry(self, path: Path, source: str, repo_id: str | None, write: bool = True) -> LibraryEntry:
         stat = path.stat()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from engine.errors import InvalidInput, NotFound
 from engine.jobs import GenerationStats
-from engine.store.db import Transaction
+from engine.store.db import Transaction, database_errors
 from engine.store.schema import MESSAGE_STATUSES
 
 
@@ -32,7 +32,10 @@ class Session:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a reply came from: enough to tell later exactly which model and settings made it."""
+    """Where a reply came from: enough to tell later exactly which model and settings made it.
+
+    `model_path` is the file it was made with; when `model_sha256` is unknown at the time, the
+    database fills it in once the library hashes that file (see schema.migrate_to_v2)."""
 
     model_name: str | None = None
     model_sha256: str | None = None
@@ -40,6 +43,7 @@ class Provenance:
     template_hash: str | None = None
     sampling: dict | None = None
     seed: int | None = None
+    model_path: str | None = None  # last: callers build Provenance by position
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ def _message(row: sqlite3.Row) -> Message:
         provenance=Provenance(
             model_name=row["model_name"],
             model_sha256=row["model_sha256"],
+            model_path=row["model_path"],
             quantization=row["quantization"],
             template_hash=row["template_hash"],
             sampling=json.loads(row["sampling_json"]) if row["sampling_json"] else None,
@@ -108,6 +113,7 @@ class ChatRepository:
         self.conn = conn
 
     # --- sessions -------------------------------------------------------------------------
+    @database_errors("create the chat")
     def create_session(
         self, title: str = "New chat", system_prompt: str = "", sampling: dict | None = None,
         context_length: int | None = None, model_path: str | None = None,
@@ -133,6 +139,7 @@ class ChatRepository:
         ).fetchall()
         return [_session(row) for row in rows]
 
+    @database_errors("save the chat's settings")
     def update_session(self, session_id: int, **changes) -> Session:
         """Change title, system_prompt, sampling, context_length or model_path."""
         columns = {"title": "title", "system_prompt": "system_prompt", "sampling": "sampling_json",
@@ -155,13 +162,16 @@ class ChatRepository:
             )
         return self.get_session(session_id)
 
+    @database_errors("move the chat to the bin")
     def delete_session(self, session_id: int) -> None:
         """Move to the bin; `restore_session` undoes it, `purge_deleted` empties the bin."""
         self.conn.execute("UPDATE sessions SET deleted_at = ? WHERE id = ?", (time.time(), session_id))
 
+    @database_errors("restore the chat")
     def restore_session(self, session_id: int) -> None:
         self.conn.execute("UPDATE sessions SET deleted_at = NULL WHERE id = ?", (session_id,))
 
+    @database_errors("empty the bin")
     def purge_deleted(self, older_than_s: float = 0.0) -> int:
         cutoff = time.time() - older_than_s
         cur = self.conn.execute(
@@ -169,10 +179,7 @@ class ChatRepository:
         )
         return cur.rowcount
 
-    def erase_session(self, session_id: int) -> None:
-        """Delete at once, without the bin (for a chat that was never complete, e.g. a failed import)."""
-        self.conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-
+    @database_errors("switch the shown branch")
     def set_current_leaf(self, session_id: int, leaf_id: int | None) -> None:
         self.conn.execute("UPDATE sessions SET current_leaf_id = ? WHERE id = ?", (leaf_id, session_id))
 
@@ -187,21 +194,23 @@ class ChatRepository:
             raise InvalidInput(f"Unknown message status {status!r}.")
         p = provenance or Provenance()
         now = created_at if created_at is not None else time.time()
-        with Transaction(self.conn):
+        with Transaction(self.conn, "save the message"):
             cur = self.conn.execute(
                 "INSERT INTO messages (session_id, parent_id, role, content, status, created_at, updated_at,"
-                " model_name, model_sha256, quantization, template_hash, sampling_json, seed, stats_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " model_name, model_sha256, model_path, quantization, template_hash, sampling_json, seed,"
+                " stats_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (session_id, parent_id, role, content, status, now, now, p.model_name, p.model_sha256,
-                 p.quantization, p.template_hash, json.dumps(p.sampling) if p.sampling is not None else None,
+                 p.model_path, p.quantization, p.template_hash,
+                 json.dumps(p.sampling) if p.sampling is not None else None,
                  p.seed, json.dumps(stats.to_dict()) if stats else None),
             )
             self.conn.execute(
                 "UPDATE sessions SET current_leaf_id = ?, updated_at = ? WHERE id = ?",
                 (cur.lastrowid, time.time(), session_id),
             )
-        return self.get_message(cur.lastrowid)
+            return self.get_message(cur.lastrowid)
 
+    @database_errors("save the message")
     def update_message(
         self, message_id: int, *, content: str | None = None, status: str | None = None,
         stats: GenerationStats | None = None, error: str | None = None, seed: int | None = None,
@@ -226,8 +235,10 @@ class ChatRepository:
             values.append(error)
         self.conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*values, message_id))
 
+    @database_errors("save the model's SHA-256")
     def fill_model_sha256(self, message_ids: list[int], sha256: str) -> None:
-        """Record the model's SHA-256 on replies written while the hash was still being computed."""
+        """Redundant since schema v2: the database fills the hash by `model_path` itself. Kept only until
+        app/controllers/model_controller.py stops calling it; then delete it."""
         if message_ids:
             marks = ", ".join("?" for _ in message_ids)
             self.conn.execute(f"UPDATE messages SET model_sha256 = ? WHERE model_sha256 IS NULL AND id IN ({marks})",
@@ -235,8 +246,8 @@ class ChatRepository:
 
     def delete_message(self, message_id: int) -> None:
         """Delete a message and its replies; the shown branch moves to its parent."""
-        message = self.get_message(message_id)
-        with Transaction(self.conn):
+        with Transaction(self.conn, "delete the message"):
+            message = self.get_message(message_id)
             self.conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
             self.conn.execute(
                 "UPDATE sessions SET current_leaf_id = ?, updated_at = ? WHERE id = ?",
@@ -301,6 +312,7 @@ class ChatRepository:
                 return current
             current = row["id"]
 
+    @database_errors("recover the replies cut off last time")
     def recover_streaming(self) -> int:
         """At start-up (by the home's lock holder only): replies left `streaming` by a crash are `interrupted`."""
         cur = self.conn.execute(

@@ -1,4 +1,7 @@
-"""All SQL for the model library (table `models`): one row per GGUF file Ember knows."""
+"""All SQL for the model library (table `models`): one row per GGUF file Ember knows.
+
+Writing `sha256` also fills it into every reply made with that file that lacks it (a trigger of
+schema v2), so write it only for the file as the row describes it (`set_sha256` with size and mtime)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from engine.errors import InvalidInput
+from engine.store.db import database_errors
 from engine.store.schema import MODEL_SOURCES
 
 
@@ -39,36 +43,42 @@ class ModelRepository:
     def all(self) -> list[ModelRow]:
         return [_row(r) for r in self.conn.execute("SELECT * FROM models ORDER BY added_at, id")]
 
+    @database_errors("save the model library")
     def upsert(self, path: str, size: int, mtime: float, source: str, *, inspection: dict | None = None,
                repo_id: str | None = None) -> ModelRow:
         """Add or refresh a file; a changed size or mtime forgets the old hash and inspection."""
         if source not in MODEL_SOURCES:
             raise InvalidInput(f"Unknown model source {source!r}.")
-        old = self.get(path)
-        unchanged = old is not None and old.size == size and old.mtime == mtime
+        # one statement compares with the stored row, so no other writer can slip in between
         self.conn.execute(
             """INSERT INTO models (path, size, mtime, sha256, source, repo_id, inspection_json, added_at)
                VALUES (?, ?, ?, NULL, ?, ?, ?, ?)
                ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,
-                   sha256 = CASE WHEN ? THEN models.sha256 ELSE NULL END,
+                   sha256 = CASE WHEN models.size = excluded.size AND models.mtime = excluded.mtime
+                                 THEN models.sha256 END,
                    inspection_json = COALESCE(excluded.inspection_json,
-                                              CASE WHEN ? THEN models.inspection_json ELSE NULL END),
+                                              CASE WHEN models.size = excluded.size AND models.mtime = excluded.mtime
+                                                   THEN models.inspection_json END),
                    repo_id = COALESCE(excluded.repo_id, models.repo_id)""",
-            (path, size, mtime, source, repo_id, json.dumps(inspection) if inspection else None, time.time(),
-             unchanged, unchanged),
+            (path, size, mtime, source, repo_id, json.dumps(inspection) if inspection else None, time.time()),
         )
         return self.get(path)
 
-    def set_sha256(self, path: str, sha256: str, *, size: int | None = None, mtime: float | None = None) -> None:
-        """Store a file's hash; with `size` and `mtime`, only if the row still describes that file."""
+    @database_errors("save the model's SHA-256")
+    def set_sha256(self, path: str, sha256: str, *, size: int | None = None, mtime: float | None = None) -> bool:
+        """Store a file's hash; with `size` and `mtime`, only if the row still describes that file.
+        Returns whether it was stored."""
         if size is None or mtime is None:
-            self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ?", (sha256, path))
+            cur = self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ?", (sha256, path))
         else:
-            self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ? AND size = ? AND mtime = ?",
-                              (sha256, path, size, mtime))
+            cur = self.conn.execute("UPDATE models SET sha256 = ? WHERE path = ? AND size = ? AND mtime = ?",
+                                    (sha256, path, size, mtime))
+        return cur.rowcount > 0
 
+    @database_errors("save the model's measured speed")
     def set_measured_speed(self, path: str, tokens_per_s: float) -> None:
         self.conn.execute("UPDATE models SET measured_tps = ? WHERE path = ?", (tokens_per_s, path))
 
+    @database_errors("save the model library")
     def remove(self, path: str) -> None:
         self.conn.execute("DELETE FROM models WHERE path = ?", (path,))

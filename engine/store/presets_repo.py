@@ -7,6 +7,8 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 
+from engine.store.db import database_errors
+
 
 @dataclass(frozen=True)
 class PresetRow:
@@ -23,6 +25,7 @@ class PresetRepository:
         rows = self.conn.execute("SELECT name, system_prompt, sampling_json FROM presets ORDER BY name COLLATE NOCASE")
         return [PresetRow(r["name"], r["system_prompt"], json.loads(r["sampling_json"] or "{}")) for r in rows]
 
+    @database_errors("save the preset")
     def save(self, name: str, system_prompt: str, sampling: dict | None = None) -> None:
         """Add a preset, or replace the one with this name."""
         self.conn.execute(
@@ -32,5 +35,6 @@ class PresetRepository:
             (name, system_prompt, json.dumps(sampling or {}), time.time()),
         )
 
+    @database_errors("delete the preset")
     def delete(self, name: str) -> None:
         self.conn.execute("DELETE FROM presets WHERE name = ?", (name,))

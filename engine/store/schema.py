@@ -1,9 +1,16 @@
-"""Schema migrations, one function per version. Add a new function; never edit a released one."""
+"""Schema migrations, one function per version. Add a new function; never edit a released one.
+
+A released migration is frozen: it spells every value out (no Python constant pasted into its SQL),
+so a fresh database and an upgraded one end up with the same schema. tests/engine/test_migrations.py
+holds a hash of the schema each one produces. To change a CHECK, write a new migration.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 
+# For validation in Python. They must equal what the newest schema's CHECK constraints accept
+# (a test compares them); adding a value here needs a migration that widens the CHECK.
 MESSAGE_STATUSES = ("streaming", "complete", "cancelled", "interrupted", "error")
 MODEL_SOURCES = ("hub", "folder", "starter", "added")
 
@@ -24,14 +31,14 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
     """Sessions, messages (a tree through parent_id, with provenance) + FTS5, presets, the model library."""
     run_script(
         conn,
-        f"""
+        """
         CREATE TABLE sessions (
             id              INTEGER PRIMARY KEY,
             title           TEXT NOT NULL DEFAULT 'New chat',
             created_at      REAL NOT NULL,
             updated_at      REAL NOT NULL,
             system_prompt   TEXT NOT NULL DEFAULT '',
-            sampling_json   TEXT NOT NULL DEFAULT '{{}}',
+            sampling_json   TEXT NOT NULL DEFAULT '{}',
             context_length  INTEGER,
             model_path      TEXT,
             current_leaf_id INTEGER,
@@ -46,7 +53,7 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
             role          TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
             content       TEXT NOT NULL DEFAULT '',
             status        TEXT NOT NULL DEFAULT 'complete'
-                          CHECK (status IN {MESSAGE_STATUSES!r}),
+                          CHECK (status IN ('streaming', 'complete', 'cancelled', 'interrupted', 'error')),
             created_at    REAL NOT NULL,
             updated_at    REAL NOT NULL,
             model_name    TEXT,
@@ -78,7 +85,7 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
             id            INTEGER PRIMARY KEY,
             name          TEXT NOT NULL UNIQUE,
             system_prompt TEXT NOT NULL,
-            sampling_json TEXT NOT NULL DEFAULT '{{}}',
+            sampling_json TEXT NOT NULL DEFAULT '{}',
             created_at    REAL NOT NULL
         );
 
@@ -88,11 +95,43 @@ def migrate_to_v1(conn: sqlite3.Connection) -> None:
             size            INTEGER NOT NULL,
             mtime           REAL NOT NULL,
             sha256          TEXT,
-            source          TEXT NOT NULL CHECK (source IN {MODEL_SOURCES!r}),
+            source          TEXT NOT NULL CHECK (source IN ('hub', 'folder', 'starter', 'added')),
             repo_id         TEXT,
             inspection_json TEXT,
             measured_tps    REAL,
             added_at        REAL NOT NULL
         );
+        """
+    )
+
+
+def migrate_to_v2(conn: sqlite3.Connection) -> None:
+    """`messages.model_path`: the file a reply was made with, so the model's SHA-256 reaches the reply
+    whenever the library learns it (after a restart, on another connection, in either order).
+
+    Two triggers derive it instead of a list kept in memory. Whatever writes `models.sha256` (the
+    lazy hash, a download's verified sidecar) fills every reply of that file still without a hash,
+    and a reply written after the hash is known takes it at insert. Triggers rather than a call in
+    each writer: no writer can forget, and the fill commits in the same statement as the hash.
+    `created_at >= mtime`: a reply older than the file's current content was made with a file
+    that is gone; it keeps no hash rather than a wrong one.
+    """
+    run_script(
+        conn,
+        """
+        ALTER TABLE messages ADD COLUMN model_path TEXT;
+        CREATE INDEX messages_awaiting_hash ON messages(model_path) WHERE model_sha256 IS NULL;
+
+        CREATE TRIGGER models_sha256_fills_replies AFTER UPDATE OF sha256 ON models
+        WHEN new.sha256 IS NOT NULL BEGIN
+            UPDATE messages SET model_sha256 = new.sha256
+            WHERE model_path = new.path AND model_sha256 IS NULL AND created_at >= new.mtime;
+        END;
+        CREATE TRIGGER messages_take_known_sha256 AFTER INSERT ON messages
+        WHEN new.model_path IS NOT NULL AND new.model_sha256 IS NULL BEGIN
+            UPDATE messages SET model_sha256 = (SELECT sha256 FROM models WHERE path = new.model_path)
+            WHERE id = new.id AND EXISTS (SELECT 1 FROM models WHERE path = new.model_path
+                                          AND sha256 IS NOT NULL AND new.created_at >= mtime);
+        END;
         """
     )

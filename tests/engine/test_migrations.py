@@ -1,0 +1,99 @@
+"""Released migrations are frozen; the Python value lists match the newest CHECKs; v1 -> v2 keeps every row."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+
+import pytest
+
+from engine.store import db as store_db
+from engine.store import schema
+from engine.store.chats import ChatRepository
+from engine.store.db import SCHEMA_VERSION, connect, user_version
+
+FROZEN = "released migrations are frozen: add a new migration instead"
+
+# sha256 of schema_dump() after migrations 1..N on an empty database. v1's is the schema Ember
+# shipped with (checked against the foundation's code before its values were written out).
+RELEASED = {
+    1: "fb00c6fea6c5944a23b42d775be63b09f6b044ab362740ba0587b1dac9e32826",
+    2: "1789b01e7e31e7ae5d6da5289b110653ad0b0b2774022844633c020033ad0836",
+}
+
+
+def schema_dump(conn: sqlite3.Connection) -> str:
+    rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+    return "\n".join(f"{kind} {name} {table} {sql}" for kind, name, table, sql in rows)
+
+
+def migrated(version: int, path=":memory:") -> sqlite3.Connection:
+    """A database made by the migration functions 1..version (no rows)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for target in range(1, version + 1):
+        conn.execute("BEGIN")
+        store_db.MIGRATIONS[target - 1](conn)
+        conn.execute(f"PRAGMA user_version = {target}")
+        conn.execute("COMMIT")
+    return conn
+
+
+def test_every_migration_is_released_and_frozen():
+    assert sorted(RELEASED) == list(range(1, SCHEMA_VERSION + 1)), (
+        "a new migration needs its schema hash in RELEASED (then it is frozen too)")
+    for version, expected in RELEASED.items():
+        conn = migrated(version)
+        digest = hashlib.sha256(schema_dump(conn).encode()).hexdigest()
+        conn.close()
+        assert digest == expected, f"migration v{version} now makes another schema; {FROZEN}"
+
+
+def check_values(conn: sqlite3.Connection, table: str, column: str) -> tuple[str, ...]:
+    """The values the CHECK (column IN (...)) of a table accepts, read from its SQL."""
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()[0]
+    found = re.findall(rf"CHECK\s*\(\s*{column}\s+IN\s*\(([^)]*)\)\s*\)", sql)
+    assert len(found) == 1, f"expected one CHECK on {table}.{column}"
+    return tuple(re.findall(r"'([^']*)'", found[0]))
+
+
+def test_python_value_lists_equal_the_newest_checks():
+    conn = migrated(SCHEMA_VERSION)
+    assert check_values(conn, "messages", "status") == schema.MESSAGE_STATUSES
+    assert check_values(conn, "models", "source") == schema.MODEL_SOURCES
+    # and the CHECKs are live: a value outside the list is refused
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO models (path, size, mtime, source, added_at) VALUES ('x', 1, 1, 'adapter', 0)")
+    conn.close()
+
+
+def test_a_v1_database_with_rows_migrates_to_v2_keeping_every_row(ember_home):
+    path = ember_home / "ember.db"
+    conn = migrated(1, path)
+    conn.execute("INSERT INTO sessions (id, title, created_at, updated_at, current_leaf_id) VALUES (1, 'Old', 1, 2, 2)")
+    conn.execute("INSERT INTO messages (id, session_id, parent_id, role, content, created_at, updated_at)"
+                 " VALUES (1, 1, NULL, 'user', 'sourdough question', 1, 1)")
+    conn.execute("INSERT INTO messages (id, session_id, parent_id, role, content, status, created_at, updated_at,"
+                 " model_name, model_sha256) VALUES (2, 1, 1, 'assistant', 'an answer', 'interrupted', 2, 2,"
+                 " 'm.gguf', NULL)")
+    conn.execute("INSERT INTO presets (name, system_prompt, created_at) VALUES ('Terse', 'Be brief.', 1)")
+    conn.execute("INSERT INTO models (path, size, mtime, source, added_at) VALUES ('/m.gguf', 10, 1, 'added', 1)")
+    before = {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+              for t in ("sessions", "messages", "presets", "models")}
+    conn.close()
+
+    conn = connect(path)
+    assert user_version(conn) == SCHEMA_VERSION
+    after = {t: [tuple(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in before}
+    assert after["messages"] == [(*row, None) for row in before["messages"]]  # + model_path, empty
+    assert {t: after[t] for t in ("sessions", "presets", "models")} == {
+        t: before[t] for t in ("sessions", "presets", "models")}
+    repo = ChatRepository(conn)
+    assert [h.message_id for h in repo.search("sourdough")] == [1]  # the FTS index came along
+    assert [m.content for m in repo.branch(1)] == ["sourdough question", "an answer"]
+    conn.close()
+
+    backup = sqlite3.connect(path.with_name("ember.db.bak-v1"))
+    assert backup.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert backup.execute("SELECT count(*) FROM messages").fetchone()[0] == 2
+    backup.close()
