@@ -102,6 +102,7 @@ def build_app(args: argparse.Namespace, token: str):
     info = {
         "model": args.model, "n_ctx": llama.n_ctx(), "gpu_layers": args.gpu_layers, "threads": args.threads,
         "template": renderer.kind, "template_hash": renderer.template_hash, "notice": renderer.notice,
+        "system_in_user": renderer.system_in_user, "system_notice": renderer.system_notice,
         "lora": args.lora, "pid": os.getpid(),
     }
     add_ember_routes(app, llama, renderer, info, server_app.get_llama_proxy)

@@ -1,9 +1,12 @@
-"""Ember's routes on the host's app: `/ember/chat` (lean NDJSON stream), `/ember/count`, `/ember/info`.
+"""Ember's routes on the host's app: `/ember/chat` (lean NDJSON stream), `/ember/count`, `/ember/prompt`,
+`/ember/info`.
 
 `/ember/chat` answers newline-delimited JSON: one `{"start": ...}` line as soon as the prompt is
 rendered and tokenized (the client's template deadline waits for it), then `{"t": text}` batches,
 then `{"done": stats}` or `{"error": message}`. Generation shares llama-cpp-python's server lock, so
-it never runs beside a `/v1` request on the same model.
+it never runs beside a `/v1` request on the same model. `/ember/prompt` shows what the template made
+of some messages (the text and the token ids llama.cpp would evaluate), to check a template against
+its reference rendering.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from engine.runtime.generation import count_prompt_tokens, run_generation
+from engine.runtime.generation import count_prompt_tokens, render_prompt, run_generation
 
 
 def _check_messages(body) -> str | None:
@@ -76,9 +79,19 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy) -> None:
         tokens = await anyio.to_thread.run_sync(count_prompt_tokens, llama, renderer, body["messages"])
         return JSONResponse({"tokens": tokens, "n_ctx": info["n_ctx"]})
 
+    async def prompt(request: Request):
+        body = await request.json()
+        problem = _check_messages(body)
+        if problem:
+            return JSONResponse({"error": problem}, status_code=400)
+        text, tokens, _ = await anyio.to_thread.run_sync(render_prompt, llama, renderer, body["messages"])
+        return JSONResponse({"prompt": text, "tokens": tokens,
+                             "system_in_user": renderer.folds_system(body["messages"])})
+
     async def describe(request: Request):
         return JSONResponse(info)
 
     app.add_route("/ember/chat", chat, methods=["POST"])
     app.add_route("/ember/count", count, methods=["POST"])
+    app.add_route("/ember/prompt", prompt, methods=["POST"])
     app.add_route("/ember/info", describe, methods=["GET"])
