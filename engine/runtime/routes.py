@@ -1,12 +1,9 @@
-"""Ember's routes on the host's app: `/ember/chat` (lean NDJSON stream), `/ember/count`, `/ember/prompt`,
-`/ember/info`.
+"""Ember's routes on the host's app: `/ember/chat` (lean NDJSON stream), `/ember/count`, `/ember/info`.
 
 `/ember/chat` answers newline-delimited JSON: one `{"start": ...}` line as soon as the prompt is
 rendered and tokenized (the client's template deadline waits for it), then `{"t": text}` batches,
 then `{"done": stats}` or `{"error": message}`. Generation shares llama-cpp-python's server lock, so
-it never runs beside a `/v1` request on the same model. `/ember/prompt` shows what the template made
-of some messages (the text and the token ids llama.cpp would evaluate), to check a template against
-its reference rendering.
+it never runs beside a `/v1` request on the same model.
 """
 
 from __future__ import annotations
@@ -71,15 +68,11 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy) -> None:
 
         return StreamingResponse(stream(), media_type="application/x-ndjson")
 
-    async def count(request: Request):
-        body = await request.json()
-        problem = _check_messages(body)
-        if problem:
-            return JSONResponse({"error": problem}, status_code=400)
-        tokens = await anyio.to_thread.run_sync(count_prompt_tokens, llama, renderer, body["messages"])
-        return JSONResponse({"tokens": tokens, "n_ctx": info["n_ctx"]})
-
     async def prompt(request: Request):
+        """What the template makes of some messages: the text and the token ids llama.cpp would evaluate.
+
+        For checking a template against its reference rendering (and seeing where a system prompt went).
+        """
         body = await request.json()
         problem = _check_messages(body)
         if problem:
@@ -88,10 +81,19 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy) -> None:
         return JSONResponse({"prompt": text, "tokens": tokens,
                              "system_in_user": renderer.folds_system(body["messages"])})
 
+    async def count(request: Request):
+        body = await request.json()
+        problem = _check_messages(body)
+        if problem:
+            return JSONResponse({"error": problem}, status_code=400)
+        tokens = await anyio.to_thread.run_sync(count_prompt_tokens, llama, renderer, body["messages"])
+        return JSONResponse({"tokens": tokens, "n_ctx": info["n_ctx"]})
+
     async def describe(request: Request):
         return JSONResponse(info)
 
     app.add_route("/ember/chat", chat, methods=["POST"])
     app.add_route("/ember/count", count, methods=["POST"])
-    app.add_route("/ember/prompt", prompt, methods=["POST"])
     app.add_route("/ember/info", describe, methods=["GET"])
+    if renderer is not None:  # a host with no renderer (an embedding model) has no prompt to show
+        app.add_route("/ember/prompt", prompt, methods=["POST"])
