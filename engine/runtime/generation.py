@@ -67,11 +67,11 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
     """Render, tokenize and generate one reply, emitting {"start"}, then {"t": text, "n": tokens so far} batches, then {"done"}."""
     started = time.perf_counter()
     sampling = Sampling.from_dict(body.get("sampling"))  # its defaults are the only ones
-    prompt, template_stops, has_bos = renderer.render(body["messages"])
-    tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=not has_bos, special=True)
+    _, tokens, template_stops = render_prompt(llama, renderer, body["messages"])
     cached = cached_prefix(llama, tokens)
     n_ctx = llama.n_ctx()
-    emit({"start": {"prompt_tokens": len(tokens), "cached_tokens": cached, "n_ctx": n_ctx}})
+    emit({"start": {"prompt_tokens": len(tokens), "cached_tokens": cached, "n_ctx": n_ctx,
+                    "system_in_user": renderer.folds_system(body["messages"])}})
     if len(tokens) >= n_ctx:
         emit({"error": f"The prompt has {len(tokens)} tokens but the context holds {n_ctx}.",
               "kind": "context"})
@@ -136,6 +136,11 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
     }})
 
 
+def render_prompt(llama, renderer, messages: list[dict]) -> tuple[str, list[int], list[str]]:
+    """(prompt text, the tokens llama.cpp evaluates, the template's stop strings) for these messages."""
+    prompt, stops, has_bos = renderer.render(messages)
+    return prompt, llama.tokenize(prompt.encode("utf-8"), add_bos=not has_bos, special=True), stops
+
+
 def count_prompt_tokens(llama, renderer, messages: list[dict]) -> int:
-    prompt, _, has_bos = renderer.render(messages)
-    return len(llama.tokenize(prompt.encode("utf-8"), add_bos=not has_bos, special=True))
+    return len(render_prompt(llama, renderer, messages)[1])

@@ -24,7 +24,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from engine.runtime.generation import count_prompt_tokens, run_generation
+from engine.runtime.generation import count_prompt_tokens, render_prompt, run_generation
 
 DISCONNECT_POLL_S = 0.05
 # Texts are packed into one llama.cpp batch up to this many tokens (a longer text goes alone). Why so
@@ -151,6 +151,19 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy) -> None:
 
         return StreamingResponse(stream(), media_type="application/x-ndjson")
 
+    async def prompt(request: Request):
+        """What the template makes of some messages: the text and the token ids llama.cpp would evaluate.
+
+        For checking a template against its reference rendering (and seeing where a system prompt went).
+        """
+        body = await request.json()
+        problem = _check_messages(body)
+        if problem:
+            return JSONResponse({"error": problem}, status_code=400)
+        text, tokens, _ = await anyio.to_thread.run_sync(render_prompt, llama, renderer, body["messages"])
+        return JSONResponse({"prompt": text, "tokens": tokens,
+                             "system_in_user": renderer.folds_system(body["messages"])})
+
     async def count(request: Request):
         body = await request.json()
         problem = _check_messages(body)
@@ -200,3 +213,5 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy) -> None:
     if info.get("role") == "embedding":
         app.add_route("/ember/embed", embed, methods=["POST"])
     app.add_route("/ember/info", describe, methods=["GET"])
+    if renderer is not None:  # a host with no renderer (an embedding model) has no prompt to show
+        app.add_route("/ember/prompt", prompt, methods=["POST"])

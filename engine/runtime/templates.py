@@ -1,4 +1,17 @@
-"""Chat templates, inside the runtime host only: sandboxed, time-limited, with a built-in fallback.
+"""Chat templates, inside the runtime host only: Hugging Face's Jinja rules, sandboxed, time-limited, with a fallback.
+
+A GGUF template is rendered the way `transformers`' `apply_chat_template` renders it, so the prompt is
+token for token the one the model was trained on: an immutable Jinja sandbox with trim_blocks and
+lstrip_blocks, the loop controls, `raise_exception`, `strftime_now`, a `tojson` that does not escape
+HTML, a `{% generation %}` block that renders its body, and the variables HF passes (messages, tools,
+documents, add_generation_prompt and the special tokens). The rendered text is the whole prompt: it is
+tokenized with special tokens and without an added BOS, as HF tokenizes it (add_special_tokens=False).
+
+A template that refuses a role is not broken. The start-up probe renders samples from the most to the
+least demanding; one that renders without a system message but raises on one (or silently leaves it
+out) keeps the template, and a system prompt is then put where such families expect it: at the start
+of the first user message. Only a template that renders no sample at all is replaced by a built-in
+format.
 
 llama-cpp-python compiles every GGUF template in `Llama.__init__` and a syntax error fails the whole
 load. The host swaps in `LenientFormatter`, which records the error instead, so the model still
@@ -15,8 +28,12 @@ import os
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 import jinja2
+import jinja2.ext
+import jinja2.utils
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from llama_cpp import llama_chat_format
 
 from engine.runtime.protocol import RENDER_DEADLINE_S, TEMPLATE_TIMEOUT_EXIT
@@ -37,12 +54,17 @@ FALLBACK_FORMATS = {
     "mistral-instruct": llama_chat_format.format_mistral_instruct,
 }
 
-_SAMPLE_MESSAGES = [
-    {"role": "system", "content": "You are a helpful assistant."},
+_SYSTEM = {"role": "system", "content": "Answer in one short sentence."}  # no template's own default text
+_CHAT = [
     {"role": "user", "content": "Hello"},
     {"role": "assistant", "content": "Hi! How can I help?"},
     {"role": "user", "content": "Tell me a fact."},
 ]
+# The start-up probe, most demanding first: (whether the sample has a system message, the sample).
+_PROBES = [(True, [_SYSTEM, *_CHAT]), (False, _CHAT)]
+
+SYSTEM_IN_USER_NOTICE = ("This model's chat template has no system role; Ember puts your system prompt "
+                         "at the start of your first message.")
 
 
 def _deadline_passed() -> None:
@@ -62,21 +84,164 @@ def run_with_deadline(fn, *args, **kwargs):
         timer.cancel()
 
 
-class LenientFormatter(llama_chat_format.Jinja2ChatFormatter):
-    """llama-cpp-python's sandboxed Jinja formatter that survives a broken template and renders on a deadline."""
+def _raise_exception(message: str):
+    """`raise_exception(...)` in a template: the template refuses these messages (HF raises TemplateError too)."""
+    raise jinja2.TemplateError(message)
 
-    def __init__(self, template: str, eos_token: str, bos_token: str, **kwargs) -> None:
+
+def _strftime_now(format: str) -> str:
+    return datetime.now().strftime(format)
+
+
+def _tojson(value, ensure_ascii: bool = False, indent=None, separators=None, sort_keys: bool = False) -> str:
+    """Jinja's own tojson escapes <, >, & and ' for HTML; a prompt needs the plain JSON HF's filter writes."""
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+class _GenerationBlock(jinja2.ext.Extension):
+    """`{% generation %}...{% endgeneration %}` marks the assistant's tokens for training; a prompt renders its body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        next(parser.stream)
+        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+
+class _SafeNamespace(jinja2.utils.Namespace):
+    """`namespace()` that refuses attribute names starting with "_" (no way towards CPython internals), as HF's."""
+
+    def __init__(*args, **kwargs):  # no named self, as in Jinja's Namespace: namespace(self=...) must work
+        self, attrs = args[0], dict(*args[1:], **kwargs)
+        for name in attrs:
+            _SafeNamespace._check(name)
+        jinja2.utils.Namespace.__init__(self, attrs)
+
+    def __setitem__(self, name, value):
+        _SafeNamespace._check(name)
+        jinja2.utils.Namespace.__setitem__(self, name, value)
+
+    @staticmethod
+    def _check(name) -> None:
+        if isinstance(name, str) and name.startswith("_"):
+            raise SecurityError(f"a template may not set the namespace attribute {name!r}")
+
+
+class _DictMaker:
+    """`dict(...)` and `dict.fromkeys(...)` in a template, without handing it the `dict` type itself."""
+
+    def __call__(self, *args, **kwargs) -> dict:
+        return dict(*args, **kwargs)
+
+    def fromkeys(self, *args) -> dict:
+        return dict.fromkeys(*args)
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    """A Jinja environment with the rules of Hugging Face's `apply_chat_template` (see module doc)."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
+    env.filters["tojson"] = _tojson
+    env.globals.update(raise_exception=_raise_exception, strftime_now=_strftime_now, dict=_DictMaker(),
+                       namespace=_SafeNamespace)
+    return env
+
+
+def fold_system_into_first_user(messages: list[dict]) -> list[dict]:
+    """For a template with no system role: the system text, a blank line, then the first user message.
+
+    Copies; the caller's messages are not changed. With no user message the system text becomes one.
+    """
+    system = "\n\n".join(m["content"] for m in messages
+                          if m.get("role") == "system" and isinstance(m.get("content"), str) and m["content"])
+    rest = [dict(m) for m in messages if m.get("role") != "system"]
+    if not system:
+        return rest
+    for message in rest:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, list):  # OpenAI content parts (/v1 clients)
+            message["content"] = [{"type": "text", "text": f"{system}\n\n"}, *content]
+        else:
+            message["content"] = f"{system}\n\n{content or ''}"
+        return rest
+    return [{"role": "user", "content": system}, *rest]
+
+
+class ChatTemplate:
+    """One GGUF chat template, compiled with Hugging Face's rules; every render runs under the deadline."""
+
+    def __init__(self, source: str, special_tokens: dict[str, str]) -> None:
+        self.source = source
+        self.special_tokens = special_tokens  # bos_token, eos_token... as HF passes its special_tokens_map
         self.error: str | None = None
+        self.system_supported: bool | None = None  # None until probe() has run
+        self._compiled = None
         try:
-            super().__init__(template, eos_token, bos_token, **kwargs)
+            self._compiled = _environment().from_string(source)
         except jinja2.TemplateError as exc:
-            self.template, self.eos_token, self.bos_token = template, eos_token, bos_token
             self.error = f"the chat template does not compile: {exc}"
 
-    def __call__(self, **kwargs):
-        if self.error:
+    def render(self, messages: list[dict], **variables) -> str:
+        """The template's text for exactly these messages (raises what the template raises)."""
+        if self._compiled is None:
             raise jinja2.TemplateError(self.error)
-        return run_with_deadline(super().__call__, **kwargs)
+        context = {"tools": None, "documents": None, "add_generation_prompt": True, **self.special_tokens,
+                   **variables, "messages": [dict(m) for m in messages]}
+        return run_with_deadline(self._compiled.render, **context)
+
+    def probe(self) -> str | None:
+        """Render the samples, most demanding first, and note whether a system message is accepted.
+
+        A template that renders the system sample but leaves its text out drops system prompts
+        silently (some Phi-3 templates do): it has no system role either. Returns why no sample
+        rendered, or None when one did (the template is usable).
+        """
+        first_error = None
+        for with_system, sample in _PROBES:
+            try:
+                text = self.render(sample)
+            except Exception as exc:  # SecurityError, TemplateError, raise_exception(...) from the template
+                first_error = first_error or exc
+                continue
+            self.system_supported = with_system and _SYSTEM["content"] in text
+            return None
+        return f"the chat template failed: {first_error}"
+
+    def folds_system(self, messages: list[dict]) -> bool:
+        """Whether these messages carry a system prompt that this template cannot take as one."""
+        return self.system_supported is False and any(m.get("role") == "system" for m in messages)
+
+    def render_chat(self, messages: list[dict], **variables) -> str:
+        """Render a conversation, moving a refused system prompt into the first user message."""
+        if self.folds_system(messages):
+            messages = fold_system_into_first_user(messages)
+        return self.render(messages, **variables)
+
+
+class LenientFormatter(llama_chat_format.Jinja2ChatFormatter):
+    """What `Llama.__init__` builds for each GGUF template (the /v1 routes use it): Ember's ChatTemplate.
+
+    It survives a template that does not compile (the error is kept; rendering raises it), renders with
+    HF's rules on the deadline, and folds a system prompt into the first user turn when the template
+    refuses one, exactly as Ember's own route does.
+    """
+
+    def __init__(self, template: str, eos_token: str, bos_token: str, add_generation_prompt: bool = True,
+                 stop_token_ids: list[int] | None = None) -> None:
+        # Not super().__init__(): it compiles with llama-cpp-python's rules and raises on a syntax error.
+        self.template, self.eos_token, self.bos_token = template, eos_token, bos_token
+        self.add_generation_prompt = add_generation_prompt
+        self.stop_token_ids = set(stop_token_ids) if stop_token_ids is not None else None
+        self.chat = ChatTemplate(template, {"bos_token": bos_token, "eos_token": eos_token})
+        self.error = self.chat.error
+
+    def __call__(self, *, messages, tools=None, **kwargs):
+        if self.chat.system_supported is None and self.error is None:
+            self.chat.probe()
+        prompt = self.chat.render_chat(messages, tools=tools, add_generation_prompt=self.add_generation_prompt)
+        return llama_chat_format.ChatFormatterResponse(prompt=prompt, stop=[self.eos_token], added_special=True)
 
 
 def install_lenient_formatter() -> None:
@@ -89,18 +254,30 @@ class PromptRenderer:
     """Turns chat messages into the prompt text the model was trained on, and says which format it used."""
 
     kind: str  # "gguf", "fallback:NAME" or "none"
-    formatter: object | None  # LenientFormatter for "gguf"; a llama_chat_format function for fallbacks
+    formatter: object | None  # ChatTemplate for "gguf"; a llama_chat_format function for fallbacks
     template_hash: str | None
     notice: str | None = None
+    system_notice: str | None = None  # for the app to say once, when a system prompt is moved (see fold)
+
+    @property
+    def system_in_user(self) -> bool:
+        """The template has no system role: a system prompt goes into the first user message."""
+        return self.kind == "gguf" and self.formatter.system_supported is False
+
+    def folds_system(self, messages: list[dict]) -> bool:
+        return self.kind == "gguf" and self.formatter.folds_system(messages)
 
     def render(self, messages: list[dict]) -> tuple[str, list[str], bool]:
-        """Return (prompt, stop strings, prompt already holds BOS)."""
+        """Return (prompt, stop strings, prompt already holds BOS).
+
+        A GGUF template's text holds every special token the model expects (True: Ember adds no BOS).
+        """
         if self.kind == "none":
             return _plain_transcript(messages), ["\nUser:", "\nuser:"], False
         if self.kind == "gguf":
-            result = self.formatter(messages=messages)
-        else:
-            result = run_with_deadline(self.formatter, messages=messages)
+            eos = self.formatter.special_tokens.get("eos_token")
+            return self.formatter.render_chat(messages), [eos] if eos else [], True
+        result = run_with_deadline(self.formatter, messages=messages)
         stop = result.stop or []
         stops = [stop] if isinstance(stop, str) else list(stop)
         return result.prompt, [s for s in stops if s], bool(result.added_special)
@@ -144,20 +321,31 @@ def choose_renderer(llama, forced_format: str | None) -> PromptRenderer:
     if not template:
         return PromptRenderer("none", None, None, notice="This model has no chat template (a base model): "
                               "Ember sends it a plain transcript. Pick a chat format if it is a chat model.")
-    formatter = _formatter_from_llama(llama, template)
-    if formatter.error:
-        return _fallback(guess_fallback_format(llama), template_hash, formatter.error)
+    chat = ChatTemplate(template, special_tokens(llama))
+    failure = chat.error or chat.probe()
+    if failure:
+        return _fallback(guess_fallback_format(llama), template_hash, failure)
+    return PromptRenderer("gguf", chat, template_hash,
+                          system_notice=None if chat.system_supported else SYSTEM_IN_USER_NOTICE)
+
+
+def special_tokens(llama) -> dict[str, str]:
+    """The special tokens HF hands every template (its special_tokens_map), as this GGUF names them.
+
+    A token the GGUF does not set is left out, as HF leaves out one its tokenizer does not have.
+    """
+    ids = {"bos_token": llama.token_bos(), "eos_token": llama.token_eos(),
+           "unk_token": _metadata_int(llama, "tokenizer.ggml.unknown_token_id"),
+           "pad_token": _metadata_int(llama, "tokenizer.ggml.padding_token_id")}
+    return {name: llama._model.token_get_text(token) for name, token in ids.items()
+            if token is not None and 0 <= token < llama.n_vocab()}
+
+
+def _metadata_int(llama, key: str) -> int | None:
     try:
-        formatter(messages=_SAMPLE_MESSAGES)
-    except Exception as exc:  # SecurityError, TemplateError, raise_exception(...) from the template
-        return _fallback(guess_fallback_format(llama), template_hash, f"the chat template failed: {exc}")
-    return PromptRenderer("gguf", formatter, template_hash)
-
-
-def _formatter_from_llama(llama, template: str) -> LenientFormatter:
-    eos = llama._model.token_get_text(llama.token_eos()) if llama.token_eos() != -1 else ""
-    bos = llama._model.token_get_text(llama.token_bos()) if llama.token_bos() != -1 else ""
-    return LenientFormatter(template=template, eos_token=eos, bos_token=bos)
+        return int(llama.metadata[key])
+    except (KeyError, ValueError):
+        return None
 
 
 def _fallback(name: str, template_hash: str | None, reason: str | None) -> PromptRenderer:
