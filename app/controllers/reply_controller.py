@@ -55,6 +55,7 @@ class ReplyController(QObject):
     overflow = Signal(object)  # ContextBudget: ask whether to drop the oldest turns
     host_lost = Signal()
     error = Signal(object)  # EmberError
+    notice = Signal(str)  # something worth saying once (not an error)
 
     def __init__(self, services: Services, runner: WorkerRunner, chat: ChatController,
                  runtime: RuntimeController, parent=None) -> None:
@@ -65,6 +66,7 @@ class ReplyController(QObject):
         self._buffer: list[str] = []
         self._counting = False
         self._next_draft: str | None = None
+        self._told_system_moved: set[str] = set()  # model files whose template has no system role, said once
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FRAME_MS)
         self._flush_timer.timeout.connect(self._flush)
@@ -182,7 +184,7 @@ class ReplyController(QObject):
             self.error.emit(NO_MODEL)
             self._end_turn()
             return
-        identity = ModelIdentity(model.name, model.sha256, model.quantization, model.template_hash)
+        identity = ModelIdentity(model.name, model.sha256, model.quantization, model.template_hash, path=model.path)
         try:
             pending = turn.prepare(identity)
         except EmberError as error:
@@ -190,6 +192,7 @@ class ReplyController(QObject):
             self.error.emit(error)
             return
         turn.state, turn.reply_id = "streaming", pending.assistant_message_id
+        self._say_once_if_system_moved(turn, model)
         worker = Worker(self.services.conversation.stream_reply, pending, model.host.client(), assembled.messages,
                         turn.cancel, cancel=turn.cancel, name="generate")
         worker.progress.connect(self._on_event)
@@ -201,6 +204,16 @@ class ReplyController(QObject):
         self.turn_started.emit(pending.assistant_message_id)
         self._flush_timer.start()
         self.runner.start(worker, long=True)
+
+    def _say_once_if_system_moved(self, turn: Turn, model) -> None:
+        """A template without a system role gets the system prompt in the first user turn (the host does
+        it); the user is told the first time it happens with that model."""
+        info = model.host.info
+        if turn.request.system_prompt.strip() and info.get("system_in_user") \
+                and model.path not in self._told_system_moved:
+            self._told_system_moved.add(model.path)
+            self.notice.emit(info.get("system_notice") or "This model has no system role; your system prompt "
+                             "goes at the start of your first message.")
 
     def _end_turn(self) -> None:
         self.turn = None

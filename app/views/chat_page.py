@@ -147,6 +147,7 @@ class ChatPage(QWidget):
         r.overflow.connect(self._ask_overflow)
         r.host_lost.connect(m.host_lost)
         r.error.connect(self.error_shown)
+        r.notice.connect(self.status_message)
 
         self.settings.changed.connect(self._save_settings)
         self.settings.save_preset_requested.connect(self._save_preset)

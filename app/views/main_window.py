@@ -126,7 +126,8 @@ class MainWindow(QMainWindow):
         self.chat_page.error_shown.connect(self.show_error)
         self.setTabOrder(self.nav, self.chat_page.sessions.search)
         self._restore_geometry()
-        self.first_painted.connect(self._after_first_paint)
+        # queued: every listener of first_painted runs before the background work starts
+        self.first_painted.connect(lambda: QTimer.singleShot(0, self, self._after_first_paint))
 
     def _after_first_paint(self) -> None:
         """Work that may import heavy modules (inspecting GGUF files imports gguf) waits for the window."""

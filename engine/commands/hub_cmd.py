@@ -212,29 +212,10 @@ def run_models(args) -> int:
 
 def _scan(paths, write: bool) -> list:
     from engine.library.library import Library
-    from engine.store.db import connect
+    from engine.store.db import connect, connect_read_only
 
-    conn = connect(paths.db) if write else _read_only_database(paths.db)
+    conn = connect(paths.db) if write else connect_read_only(paths.db)
     try:
         return Library(paths, conn).scan(write=write)
     finally:
         conn.close()
-
-
-def _read_only_database(db):
-    """ember.db opened read-only, or an empty database in memory when there is none yet: a listing
-    beside the window neither writes the file nor creates it."""
-    import sqlite3
-    from pathlib import Path
-
-    from engine.store.db import BUSY_TIMEOUT_MS, check_version, migrate_database
-
-    if not db.exists():
-        conn = sqlite3.connect(":memory:")
-        conn.row_factory = sqlite3.Row
-        migrate_database(conn, Path(":memory:"))  # the schema, with no rows
-        return conn
-    conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-    conn.row_factory = sqlite3.Row
-    check_version(conn, db)
-    return conn

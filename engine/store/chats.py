@@ -236,14 +236,6 @@ class ChatRepository:
         self.conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*values, message_id))
 
     @database_errors("save the model's SHA-256")
-    def fill_model_sha256(self, message_ids: list[int], sha256: str) -> None:
-        """Redundant since schema v2: the database fills the hash by `model_path` itself. Kept only until
-        app/controllers/model_controller.py stops calling it; then delete it."""
-        if message_ids:
-            marks = ", ".join("?" for _ in message_ids)
-            self.conn.execute(f"UPDATE messages SET model_sha256 = ? WHERE model_sha256 IS NULL AND id IN ({marks})",
-                              (sha256, *message_ids))
-
     def delete_message(self, message_id: int) -> None:
         """Delete a message and its replies; the shown branch moves to its parent."""
         with Transaction(self.conn, "delete the message"):

@@ -104,6 +104,22 @@ def connect(path: Path, *, migrate: bool = True) -> sqlite3.Connection:
     return conn
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """The database opened read-only (a listing beside the window that owns the home), or an empty one
+    in memory when there is none yet: such a reader neither writes the file nor creates it."""
+    path = Path(path)
+    if not path.exists():
+        conn = sqlite3.connect(":memory:")
+        conn.row_factory = sqlite3.Row
+        migrate_database(conn, Path(":memory:"))  # the schema, with no rows
+        return conn
+    with database_errors("read the database"):
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.row_factory = sqlite3.Row
+    check_version(conn, path)
+    return conn
+
+
 def user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 

@@ -33,11 +33,12 @@ def open_window(qtbot, ember_home):
         services.close()
 
 
-def load_model(qtbot, window: MainWindow, context: int = CONTEXT) -> None:
-    """Pick the starter model in the picker and press Load, as a user would."""
+def load_model(qtbot, window: MainWindow, context: int = CONTEXT, expect_source: str = "starter") -> None:
+    """Press Load on the model chosen in the picker (the starter model, unless the test opened another), as
+    a user would."""
     page = window.chat_page
-    qtbot.waitUntil(lambda: page.model_bar.entry() is not None, timeout=20000)
-    assert page.model_bar.entry().source == "starter"
+    qtbot.waitUntil(lambda: page.model_bar.entry() is not None and page.model_bar.entry().source == expect_source,
+                    timeout=20000)
     page.settings.context.setValue(context)
     with qtbot.waitSignal(window.runtime.loaded, timeout=90000):
         qtbot.mouseClick(window.findChild(QAbstractButton, "loadModelButton"), Qt.MouseButton.LeftButton)

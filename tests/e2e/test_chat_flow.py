@@ -78,6 +78,10 @@ def test_a_whole_conversation_survives_a_restart(qtbot, open_window, tmp_path):
 
     # provenance of the new reply: model file, SHA-256 (hashed once, in a worker), quantization, seed
     qtbot.waitUntil(lambda: window.services.chat_model.sha256 is not None, timeout=20000)
+    digest = window.services.chat_model.sha256  # every reply of this file gets it, even those made before
+    replies = [m for m in window.services.chats.messages(window.chat.session_id) if m.role == "assistant"]
+    assert len(replies) >= 2 and all(m.provenance.model_sha256 == digest for m in replies)
+    assert {m.provenance.model_path for m in replies} == {window.services.chat_model.path}
     page.select_message(3)
     click(qtbot, window, "provenanceButton")
     details = page.details_dialog.text()

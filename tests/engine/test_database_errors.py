@@ -8,7 +8,6 @@ import pytest
 
 from engine.chat.conversation import Conversation, ModelIdentity
 from engine.errors import DatabaseError
-from engine.jobs import GenerationStats, TokenEvent
 from engine.paths import EmberPaths
 from engine.store.chats import ChatRepository
 from engine.store.db import Transaction, connect
@@ -23,10 +22,25 @@ def db_path(ember_home):
     return EmberPaths(ember_home).db
 
 
-def fill_up(conn: sqlite3.Connection) -> None:
-    """Let this connection's database grow only a few pages more: a real SQLITE_FULL, as on a full disk."""
+def fill_up(conn: sqlite3.Connection, room_pages: int = ROOM_PAGES) -> None:
+    """Let this connection's database grow only `room_pages` pages more: a real SQLITE_FULL, as on a full disk."""
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    conn.execute(f"PRAGMA max_page_count = {pages + ROOM_PAGES}")
+    conn.execute(f"PRAGMA max_page_count = {pages + room_pages}")
+
+
+def fill_completely(conn: sqlite3.Connection) -> None:
+    """No room left at all: no new page, and the free space inside the messages' pages used up with
+    filler rows (roots of the same chat, outside its shown branch)."""
+    fill_up(conn, room_pages=0)
+    size = 2000
+    for _ in range(100_000):
+        try:
+            conn.execute("INSERT INTO messages (session_id, role, content, created_at, updated_at)"
+                         " SELECT session_id, 'user', ?, 0, 0 FROM messages LIMIT 1", ("x" * size,))
+        except sqlite3.OperationalError:
+            if size <= 16:
+                return
+            size //= 2
 
 
 def test_a_full_database_makes_add_message_raise_a_readable_error_and_keeps_what_was_saved(db_path):
@@ -58,30 +72,22 @@ class FullDiskConversation(Conversation):
 
     def _repo(self) -> ChatRepository:
         repo = super()._repo()
-        fill_up(repo.conn)
+        fill_completely(repo.conn)
         return repo
 
 
-class LongReplyClient:
-    """Stands in for the host: a long reply, then its stats."""
-
-    def stream_chat(self, messages, sampling, cancel):
-        for i in range(50):
-            yield TokenEvent(text=f"word{i} " + "y" * 1000)
-        yield TokenEvent(stats=GenerationStats("stop", completion_tokens=50))
-
-
-def test_a_full_database_while_saving_a_streamed_reply_raises_database_error(db_path):
+def test_a_full_database_while_saving_a_streamed_reply_raises_database_error(db_path, host_client):
     conn = connect(db_path)
     repo = ChatRepository(conn)
-    session = repo.create_session("Chat")
+    session = repo.create_session("Chat", sampling={"max_tokens": 300, "seed": 3})
     pending = Conversation(db_path).prepare_send(session.id, "Tell me a long story", ModelIdentity("m.gguf"))
+    messages = [{"role": "user", "content": "Tell me a long story"}]
     received = []
     with pytest.raises(DatabaseError) as info:
-        for event in FullDiskConversation(db_path).stream_reply(pending, LongReplyClient()):
+        for event in FullDiskConversation(db_path).stream_reply(pending, host_client, messages):
             received.append(event)
     assert "is full" in info.value.message and "Free some disk space" in info.value.hint
-    assert len(received) == 50 and all(e.stats is None for e in received)  # the text reached the view
+    assert received and all(e.stats is None for e in received)  # the text reached the view
     user, reply = repo.branch(session.id)
     assert user.content == "Tell me a long story"  # committed before: intact
     assert reply.id == pending.assistant_message_id and reply.status == "streaming" and reply.content == ""

@@ -8,17 +8,13 @@ tokenizer); two templates also go through a real host, whose routes must feed ll
 from __future__ import annotations
 
 import jinja2
+import llama_cpp
 import pytest
 
-pytest.importorskip("transformers.utils.chat_template_utils",
-                    reason="transformers is the reference rendering (pip install transformers; torch is not needed)")
-
-import llama_cpp  # noqa: E402
-
-from engine.runtime.generation import render_prompt  # noqa: E402
-from engine.runtime.sampling import Sampling  # noqa: E402
-from engine.runtime.supervisor import HostSettings, RuntimeHost  # noqa: E402
-from engine.runtime.templates import (  # noqa: E402
+from engine.runtime.generation import render_prompt
+from engine.runtime.sampling import Sampling
+from engine.runtime.supervisor import HostSettings, RuntimeHost
+from engine.runtime.templates import (
     SYSTEM_IN_USER_NOTICE,
     ChatTemplate,
     choose_renderer,
