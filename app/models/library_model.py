@@ -19,13 +19,10 @@ SOURCE_WORDS = {"starter": "starter model", "hub": "downloaded", "folder": "from
 
 
 def label(entry: LibraryEntry) -> str:
-    info = entry.info
-    if info is None:
+    """The model's name as the picker and the library's first column show it; details are in the tooltip."""
+    if entry.info is None:
         return f"{entry.name} — unusable"
-    details = [info.quantization, human_size(info.file_size)]
-    if entry.source == "starter":
-        details.insert(0, "starter")
-    return f"{entry.name}  ({', '.join(d for d in details if d)})"
+    return f"{entry.name}  (starter)" if entry.source == "starter" else entry.name
 
 
 def details(entry: LibraryEntry) -> str:

@@ -129,6 +129,7 @@ class ModelsPage(QWidget):
         self.controller = controller
         self.library = library
         self._searched = False
+        self._shown_repo: str | None = None  # the repo whose card and files are shown
         self.tabs = named(QTabWidget(), "modelsTabs", "Models")
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
@@ -172,7 +173,7 @@ class ModelsPage(QWidget):
         ctx_row.addStretch(1)
         self.machine_label = named(QLabel(""), "machineLabel", "This machine")
         self.machine_label.setWordWrap(True)
-        self.files_model = RowsTableModel(FILE_COLUMNS, parent=self)
+        self.files_model = RowsTableModel(FILE_COLUMNS, key=lambda c: c.file.name, parent=self)
         self.files_view = _table("hubFiles", "Files of the model", self.files_model)
         self.download_button = named(QPushButton("Download"), "downloadButton", "Download the selected file")
         files_layout.addLayout(ctx_row)
@@ -281,10 +282,16 @@ class ModelsPage(QWidget):
             self.controller.show_repo(summary.repo_id, self.context_spin.value())
 
     def _on_detail(self, detail, choices) -> None:
-        self.card_view.setMarkdown(detail.card or f"# {detail.summary.repo_id}\n\n(no model card)")
-        self.files_model.set_rows(choices)
+        """A repo opened, or the shown one refitted (a new context, a library change): a refit keeps the
+        card where it is and the file the user chose."""
         self.machine_label.setText(f"This machine: {self.controller.machine_summary}. Speeds are estimates until "
                                    "you chat with a model; then Ember measures them.")
+        if detail.summary.repo_id == self._shown_repo:
+            _set_rows_keeping_selection(self.files_view, self.files_model, choices)
+            return
+        self._shown_repo = detail.summary.repo_id
+        self.card_view.setMarkdown(detail.card or f"# {detail.summary.repo_id}\n\n(no model card)")
+        self.files_model.set_rows(choices)
         best = next((i for i, c in enumerate(choices) if c.fit and c.fit.fits), 0)
         if choices:
             self.files_view.selectRow(best)

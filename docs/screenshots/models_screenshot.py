@@ -45,6 +45,7 @@ def drive(window, view: str, hub: StandInHub) -> None:
         hub.faults.rate = 5_000_000  # a slow line, so that the download is on its way in the picture
 
     def on_detail(detail, choices) -> None:
+        c.detail_ready.disconnect(on_detail)  # once: the download's change notice refits the files again
         c.download(next(ch for ch in choices if ch.file.name == SMOL_FILE))
         page.tabs.setCurrentIndex(1 if view == "downloads" else 2)
         page.downloads_view.selectRow(0)

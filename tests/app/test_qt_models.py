@@ -89,7 +89,8 @@ def test_library_model(qtmodeltester, smollm2_path):
     model = LibraryModel()
     model.set_entries([good, bad])
     qtmodeltester.check(model)
-    assert "starter" in model.index(0, 0).data() and "Q4_1" in model.index(0, 0).data()
+    assert model.index(0, 0).data() == f"{smollm2_path.name}  (starter)"
+    assert model.index(1, 0).data() == "broken.gguf — unusable"
     assert model.index(0, 0).data(EntryRole) is good and model.index(1, 0).data(PathRole) == "/models/broken.gguf"
     assert "135 M parameters" in model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
     assert "not a GGUF file" in model.index(1, 0).data(Qt.ItemDataRole.ToolTipRole)
