@@ -22,7 +22,9 @@ _BOMS = [  # UTF-32 first: its little-endian mark starts with UTF-16's
     (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
 ]
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # not tab, newline, vertical tab, form feed, carriage return
-TIE = 0.01  # charset-normalizer scores this close are a tie
+TIE = 0.01  # charset-normalizer's language coherence this close is a tie
+LATIN_CODE_PAGES = {"cp1250", "cp1252", "cp1257", "cp775", "cp850", "latin_1", "iso8859_2", "iso8859_3", "iso8859_4",
+                    "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15", "mac_latin2", "mac_roman"}
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""", re.I)
 
 
@@ -50,13 +52,17 @@ def decode_text(data: bytes, path: Path, *, html: bool = False) -> tuple[str, st
 
 
 def _guess(data: bytes):
-    """charset-normalizer's best match; on a tie, cp1252 (it ties cp1250 on French text, which cp1250 garbles)."""
+    """charset-normalizer's best match, but cp1252 over another Latin code page it scores as coherent.
+
+    Its chaos measure ties or favours cp1250/cp1257 on French text in cp1252, which they garble
+    ("crème" -> "crčme"); cp1252 is by far the most common of these legacy encodings.
+    """
     matches = charset_normalizer.from_bytes(data)
     best = matches.best()
-    if best is None:
-        return None
+    if best is None or best.encoding not in LATIN_CODE_PAGES:
+        return best
     for match in matches:
-        if match.encoding == "cp1252" and match.chaos <= best.chaos + TIE and match.coherence >= best.coherence - TIE:
+        if match.encoding == "cp1252" and match.coherence >= best.coherence - TIE:
             return match
     return best
 

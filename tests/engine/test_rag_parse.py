@@ -279,6 +279,8 @@ def test_source_code_and_text_keep_paragraph_line_ranges_and_cut_overlong_paragr
 # --- text encodings -----------------------------------------------------------------------------------
 FRENCH = ("Le café crème coûte 5 € à la brasserie « Chez Hélène ». Où est la gare ? "
           "Naïve façade, déjà vu, œuvre, garçon, très élégant.\n") * 8
+FRENCH_SHORT = "Le café crème coûte 5 € à la brasserie « Chez Hélène ». Naïve façade, déjà vu, garçon.\n" * 40
+POLISH = "Zażółć gęślą jaźń. Właściwie każdy człowiek potrzebuje książki. Łódź jest dużym miastem.\n" * 6
 JAPANESE = "日本語のテキストです。これは文字コードの検出のテストです。東京は日本の首都です。\n" * 8
 
 
@@ -287,6 +289,8 @@ JAPANESE = "日本語のテキストです。これは文字コードの検出�
     ("naïve café — 日本語 ✓\n", "utf-8-sig", "utf-8"),
     ("UTF-16 text: Grüße, 日本語\n", "utf-16", "utf-16"),
     (FRENCH, "cp1252", "cp1252"),
+    (FRENCH_SHORT, "cp1252", "cp1252"),  # charset-normalizer alone says cp1257 ("crčme")
+    (POLISH, "cp1250", "cp1250"),
     (JAPANESE, "shift_jis", ("shift_jis", "cp932")),
 ])
 def test_text_in_any_encoding_is_detected(tmp_path, text, encoding, expected):
