@@ -16,13 +16,53 @@ from engine.rag.document import ParsedDocument, Section, split_long
 from engine.rag.errors import DamagedDocument, EmptyDocument, EncryptedDocument
 from engine.rag.files import MAX_PDF_BYTES, check_size, check_text_total, display_name, sha256_of
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+PARAGRAPH_GAP = 1.35  # a line this many typical line pitches below the one above starts a paragraph
 
 
-def page_paragraphs(text: str) -> list[str]:
-    """A page's text cut at blank lines (PDFium ends each line with \\r\\n)."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufffe", "").replace("\x00", "")
-    return [part.strip() for part in _PARAGRAPH_BREAK.split(text) if part.strip()]
+def paragraph_starts(bottoms: list[float | None]) -> list[bool]:
+    """Which lines start a paragraph, from each line's baseline height on the page (None: a blank line).
+
+    PDFs mark no paragraphs; their lines do: a gap wider than the usual line pitch, a blank line, or
+    a line higher than the one before (the next column) starts a new paragraph.
+    """
+    pitches = sorted(above - below for above, below in zip(bottoms, bottoms[1:], strict=False)
+                     if above is not None and below is not None and above > below)
+    usual = pitches[len(pitches) // 2] if pitches else 0.0
+    starts = []
+    for index, bottom in enumerate(bottoms):
+        above = bottoms[index - 1] if index else None
+        starts.append(index == 0 or bottom is None or above is None or bottom >= above
+                      or (usual > 0 and above - bottom > PARAGRAPH_GAP * usual))
+    return starts
+
+
+def page_paragraphs(textpage) -> list[str]:
+    """A page's text cut into paragraphs, using where PDFium puts each line's first character."""
+    raw = textpage.get_text_range()
+    lines = raw.split("\r\n")  # PDFium ends each line with \r\n
+    aligned = len(raw) == textpage.count_chars()  # string index = PDFium character index (no astral chars)
+    bottoms: list[float | None] = []
+    position = 0
+    for number, line in enumerate(lines):
+        if not line.strip():
+            bottoms.append(None)
+        elif aligned:
+            first = position + len(line) - len(line.lstrip())
+            bottoms.append(textpage.get_charbox(first, loose=True)[1])
+        else:
+            bottoms.append(-float(number))  # no geometry: evenly spaced lines, so only blank lines cut
+        position += len(line) + 2
+    paragraphs: list[list[str]] = []
+    for line, starts in zip(lines, paragraph_starts(bottoms), strict=True):
+        if starts or not paragraphs:
+            paragraphs.append([])
+        if line.strip():
+            paragraphs[-1].append(_clean(line))
+    return ["\n".join(lines) for lines in paragraphs if lines]
+
+
+def _clean(line: str) -> str:
+    return line.replace("\ufffe", "").replace("\x00", "").replace("\r", "").rstrip()
 
 
 def _pdfium_says(error: Exception) -> str:
@@ -50,11 +90,11 @@ def load_pdf(path: Path) -> ParsedDocument:
             page = pdf[number - 1]
             textpage = page.get_textpage()
             try:
-                text = textpage.get_text_range()
+                paragraphs = page_paragraphs(textpage)
             finally:
                 textpage.close()
                 page.close()
-            for paragraph in page_paragraphs(text):
+            for paragraph in paragraphs:
                 chars += len(paragraph)
                 sections.extend(Section(piece, page=number) for piece in split_long(paragraph))
             check_text_total(path, chars)

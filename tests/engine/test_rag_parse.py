@@ -29,6 +29,7 @@ from engine.rag.errors import (
 from engine.rag.loaders import load_document
 from engine.rag.parse_child import TEST_HOOKS_ENV
 from engine.rag.parser import DocumentParser, Limits
+from engine.rag.pdf import paragraph_starts
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -111,6 +112,28 @@ def test_a_pdf_gives_each_page_its_text_and_number(tmp_path):
     for section, text in zip(document.sections, PAGE_TEXTS, strict=True):
         assert " ".join(section.text.split()) == text
     assert len(document.sha256) == 64
+
+
+def test_a_pdf_page_is_cut_into_its_paragraphs_by_the_gaps_between_lines(tmp_path):
+    from fpdf import FPDF
+
+    paragraphs = [" ".join(f"{word}{n}" for n in range(40)) for word in ("apple", "bridge", "cloud")]
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    pdf.add_page()
+    for text in paragraphs:
+        pdf.multi_cell(0, 6, text)  # wraps to three lines or so
+        pdf.ln(6)
+    pdf.output(str(tmp_path / "paragraphs.pdf"))
+    document = load_document(tmp_path / "paragraphs.pdf")
+    assert [" ".join(s.text.split()) for s in document.sections] == paragraphs
+    assert all(s.text.count("\n") >= 1 for s in document.sections)  # the lines stay lines
+    assert [s.page for s in document.sections] == [1, 1, 1]
+
+
+def test_paragraph_starts_come_from_gaps_blank_lines_and_columns():
+    bottoms = [800.0, 786.0, 772.0, 750.0, 736.0, None, 700.0, 686.0, 790.0, 776.0]
+    assert paragraph_starts(bottoms) == [True, False, False, True, False, True, True, False, True, False]
 
 
 def test_an_encrypted_pdf_is_refused_as_password_protected(tmp_path):
