@@ -23,7 +23,8 @@ def paragraph_starts(bottoms: list[float | None]) -> list[bool]:
     """Which lines start a paragraph, from each line's baseline height on the page (None: a blank line).
 
     PDFs mark no paragraphs; their lines do: a gap wider than the usual line pitch, a blank line, or
-    a line higher than the one before (the next column) starts a new paragraph.
+    a line higher than the one before (the next column) starts a new paragraph. Two pieces of one
+    line (PDFium breaks a line where its text objects change) stay together.
     """
     pitches = sorted(above - below for above, below in zip(bottoms, bottoms[1:], strict=False)
                      if above is not None and below is not None and above > below)
@@ -31,8 +32,10 @@ def paragraph_starts(bottoms: list[float | None]) -> list[bool]:
     starts = []
     for index, bottom in enumerate(bottoms):
         above = bottoms[index - 1] if index else None
-        starts.append(index == 0 or bottom is None or above is None or bottom >= above
-                      or (usual > 0 and above - bottom > PARAGRAPH_GAP * usual))
+        if index == 0 or bottom is None or above is None:
+            starts.append(True)
+        else:  # a gap below, or a jump up of more than a line (a line split on one baseline is not a jump)
+            starts.append(above - bottom > PARAGRAPH_GAP * usual or bottom - above > max(usual, 1.0))
     return starts
 
 

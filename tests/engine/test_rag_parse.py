@@ -132,8 +132,8 @@ def test_a_pdf_page_is_cut_into_its_paragraphs_by_the_gaps_between_lines(tmp_pat
 
 
 def test_paragraph_starts_come_from_gaps_blank_lines_and_columns():
-    bottoms = [800.0, 786.0, 772.0, 750.0, 736.0, None, 700.0, 686.0, 790.0, 776.0]
-    assert paragraph_starts(bottoms) == [True, False, False, True, False, True, True, False, True, False]
+    bottoms = [800.0, 786.0, 772.0, 750.0, 736.0, None, 700.0, 686.0, 686.0, 790.0, 776.0]
+    assert paragraph_starts(bottoms) == [True, False, False, True, False, True, True, False, False, True, False]
 
 
 def test_an_encrypted_pdf_is_refused_as_password_protected(tmp_path):
