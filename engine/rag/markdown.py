@@ -1,0 +1,72 @@
+"""Markdown: paragraphs with their lines and the headings above them (ATX "# Title" and setext underlines).
+
+A line-based reader, not a renderer: the text stays as written (a model reads Markdown well), and
+only what changes the places matters: headings, blank lines, and fenced code blocks, inside which
+a "#" line is code and a blank line does not end the block.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from engine.rag.document import HeadingPath, ParsedDocument, Section
+from engine.rag.files import MAX_TEXT_FILE_BYTES, read_bytes, sha256_of
+from engine.rag.text import decode_text, line_sections, split_lines
+
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def markdown_sections(lines: list[str]) -> list[Section]:
+    sections: list[Section] = []
+    headings = HeadingPath()
+    block: list[str] = []  # the paragraph (or fenced block) being read
+    block_start = 0
+    fence = ""  # the opening fence while inside a fenced code block
+
+    def flush() -> None:
+        nonlocal block
+        if block:
+            sections.extend(line_sections(block, block_start, headings.path))
+        block = []
+
+    for number, line in enumerate(lines, 1):
+        if fence:
+            block.append(line)
+            if line.strip().startswith(fence):
+                fence = ""
+                flush()
+            continue
+        if opening := _FENCE.match(line):
+            flush()
+            fence, block_start, block = opening.group(1), number, [line]
+            continue
+        if atx := _ATX.match(line):
+            flush()
+            title = (atx.group(2) or "").strip()
+            if title:
+                path = headings.enter(len(atx.group(1)), title)
+                sections.append(Section(title, lines=(number, number), heading_path=path))
+            continue
+        if block and (setext := _SETEXT.match(line)):  # the paragraph above was a heading
+            title = " ".join(part.strip() for part in block)
+            path = headings.enter(1 if setext.group(1)[0] == "=" else 2, title)
+            sections.append(Section(title, lines=(block_start, number), heading_path=path))
+            block = []
+            continue
+        if not line.strip():
+            flush()
+            continue
+        if not block:
+            block_start = number
+        block.append(line.rstrip())
+    flush()
+    return sections
+
+
+def load_markdown(path: Path) -> ParsedDocument:
+    text, encoding = decode_text(read_bytes(path, MAX_TEXT_FILE_BYTES), path)
+    return ParsedDocument(path=str(path), kind="markdown", sections=markdown_sections(split_lines(text)),
+                          encoding=encoding, sha256=sha256_of(path))
