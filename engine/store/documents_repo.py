@@ -393,7 +393,7 @@ class DocumentsRepository:
             "SELECT f.rowid AS chunk_id, f.rank AS score FROM chunks_fts f"
             " JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.document_id"
             f" WHERE chunks_fts MATCH ? AND d.collection_id IN ({','.join('?' * len(ids))})"
-            " ORDER BY f.rank, f.rowid LIMIT ?",
+            " ORDER BY f.rank LIMIT ?",  # no tie-break column: it would stop FTS5 from sorting by rank itself
             (fts_query, *ids, limit)).fetchall()
         return [(r["chunk_id"], r["score"]) for r in rows]
 
