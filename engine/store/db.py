@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5000
 
 # Ordered: MIGRATIONS[i] takes the database from version i to i + 1. Released ones are frozen.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [schema.migrate_to_v1, schema.migrate_to_v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    schema.migrate_to_v1, schema.migrate_to_v2, schema.migrate_to_v3,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # SQLite's primary result codes (https://sqlite.org/rescode.html) that a user can do something about.

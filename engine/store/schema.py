@@ -13,6 +13,8 @@ import sqlite3
 # (a test compares them); adding a value here needs a migration that widens the CHECK.
 MESSAGE_STATUSES = ("streaming", "complete", "cancelled", "interrupted", "error")
 MODEL_SOURCES = ("hub", "folder", "starter", "added")
+DOCUMENT_STATUSES = ("indexed", "changed", "failed", "pending")
+SOURCE_KINDS = ("file", "folder")
 
 
 def run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -133,5 +135,90 @@ def migrate_to_v2(conn: sqlite3.Connection) -> None:
             WHERE id = new.id AND EXISTS (SELECT 1 FROM models WHERE path = new.model_path
                                           AND sha256 IS NOT NULL AND new.created_at >= mtime);
         END;
+        """
+    )
+
+
+def migrate_to_v3(conn: sqlite3.Connection) -> None:
+    """Documents: collections (with the embedding model and chunk settings that built them), the files and
+    folders the user added, one row per indexed file, its chunks with FTS5, and one vector per chunk.
+
+    `chunks_fts` is an external-content FTS5 table over `chunks.text`, kept in step by triggers as
+    `messages_fts` is; deleting a document cascades to its chunks, whose delete trigger removes their
+    FTS rows, and to their vectors. `collections.version` goes up with every change of a collection's
+    chunks, so an in-memory vector matrix knows when to reload.
+    """
+    run_script(
+        conn,
+        """
+        CREATE TABLE collections (
+            id                     INTEGER PRIMARY KEY,
+            name                   TEXT NOT NULL UNIQUE,
+            created_at             REAL NOT NULL,
+            embedding_model_path   TEXT,
+            embedding_model_sha256 TEXT,
+            embedding_dim          INTEGER,
+            settings_json          TEXT NOT NULL DEFAULT '{}',
+            version                INTEGER NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE collection_sources (
+            id            INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            path          TEXT NOT NULL,
+            kind          TEXT NOT NULL CHECK (kind IN ('file', 'folder')),
+            added_at      REAL NOT NULL,
+            UNIQUE (collection_id, path)
+        );
+
+        CREATE TABLE documents (
+            id            INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            path          TEXT NOT NULL,
+            sha256        TEXT,
+            size          INTEGER,
+            mtime         REAL,
+            kind          TEXT,
+            pages         INTEGER,
+            status        TEXT NOT NULL DEFAULT 'pending'
+                          CHECK (status IN ('indexed', 'changed', 'failed', 'pending')),
+            error         TEXT,
+            indexed_at    REAL,
+            UNIQUE (collection_id, path)
+        );
+
+        CREATE TABLE chunks (
+            id           INTEGER PRIMARY KEY,
+            document_id  INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            ordinal      INTEGER NOT NULL,
+            text         TEXT NOT NULL,
+            page_start   INTEGER,
+            page_end     INTEGER,
+            line_start   INTEGER,
+            line_end     INTEGER,
+            heading_path TEXT NOT NULL DEFAULT '[]',
+            token_count  INTEGER NOT NULL,
+            UNIQUE (document_id, ordinal)
+        );
+
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+
+        CREATE TABLE chunk_vectors (
+            chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+            dim      INTEGER NOT NULL,
+            vector   BLOB NOT NULL
+        );
         """
     )

@@ -20,6 +20,7 @@ FROZEN = "released migrations are frozen: add a new migration instead"
 RELEASED = {
     1: "fb00c6fea6c5944a23b42d775be63b09f6b044ab362740ba0587b1dac9e32826",
     2: "1789b01e7e31e7ae5d6da5289b110653ad0b0b2774022844633c020033ad0836",
+    3: "607ff27e716665f523449b564e32a4f10ab593bcacf524f39cdd0b9d2a28cac4",
 }
 
 
@@ -61,6 +62,8 @@ def test_python_value_lists_equal_the_newest_checks():
     conn = migrated(SCHEMA_VERSION)
     assert check_values(conn, "messages", "status") == schema.MESSAGE_STATUSES
     assert check_values(conn, "models", "source") == schema.MODEL_SOURCES
+    assert check_values(conn, "documents", "status") == schema.DOCUMENT_STATUSES
+    assert check_values(conn, "collection_sources", "kind") == schema.SOURCE_KINDS
     # and the CHECKs are live: a value outside the list is refused
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO models (path, size, mtime, source, added_at) VALUES ('x', 1, 1, 'adapter', 0)")
@@ -97,3 +100,25 @@ def test_a_v1_database_with_rows_migrates_to_v2_keeping_every_row(ember_home):
     assert backup.execute("PRAGMA user_version").fetchone()[0] == 1
     assert backup.execute("SELECT count(*) FROM messages").fetchone()[0] == 2
     backup.close()
+
+
+def test_a_v2_database_with_rows_gains_the_document_tables_empty(ember_home):
+    path = ember_home / "ember.db"
+    conn = migrated(2, path)
+    conn.execute("INSERT INTO sessions (id, title, created_at, updated_at) VALUES (1, 'Kept', 1, 2)")
+    conn.execute("INSERT INTO messages (id, session_id, role, content, created_at, updated_at, model_path)"
+                 " VALUES (1, 1, 'user', 'pumpernickel recipe', 1, 1, '/m.gguf')")
+    conn.close()
+
+    conn = connect(path)
+    assert user_version(conn) == SCHEMA_VERSION
+    assert [h.message_id for h in ChatRepository(conn).search("pumpernickel")] == [1]
+    for table in ("collections", "collection_sources", "documents", "chunks", "chunk_vectors"):
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+    conn.execute("INSERT INTO collections (name, created_at) VALUES ('Notes', 1)")
+    conn.execute("INSERT INTO documents (collection_id, path) VALUES (1, '/n.txt')")
+    conn.execute("INSERT INTO chunks (document_id, ordinal, text, token_count) VALUES (1, 0, 'rye bread', 2)")
+    assert [tuple(r) for r in conn.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH 'rye'")] == [(1,)]
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO documents (collection_id, path, status) VALUES (1, '/m.txt', 'done')")
+    conn.close()
