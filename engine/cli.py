@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "engine.commands.chat_cmd",
     "engine.commands.serve_cmd",
     "engine.commands.hub_cmd",
+    "engine.commands.rag_cmd",
 ]
 
 

@@ -3,6 +3,7 @@
 Budgets are in tokens of the embedding model itself (`count_tokens`, see engine/rag/tokens.py), so a
 chunk never gets cut off by the model. The rules, in order:
 - A heading change starts a new chunk: a chunk never mixes two parts of a document.
+- So does a new PDF page: a chunk lies on one page, so its citation opens the page that holds it.
 - Whole paragraphs (blank-line separated) are packed into a chunk up to `chunk_tokens`.
 - A paragraph longer than that is split at sentence ends, and a sentence still too long at spaces.
 - Each chunk after the first under the same heading starts with up to `overlap_tokens` from the end of
@@ -91,7 +92,8 @@ def chunk_sections(sections: Iterable, count_tokens: CountTokens, chunk_tokens: 
         raise InvalidInput(f"The overlap must be between 0 and half a chunk ({chunk_tokens // 2} tokens).")
     pieces = _pieces(list(sections), count_tokens, chunk_tokens)
     chunks: list[Chunk] = []
-    for heading, group in itertools.groupby(pieces, key=lambda p: tuple(p.section.heading_path)):
+    for (heading, _page), group in itertools.groupby(
+            pieces, key=lambda p: (tuple(p.section.heading_path), p.section.page)):
         chunks.extend(_pack(list(group), heading, count_tokens, chunk_tokens, overlap_tokens))
     return chunks
 

@@ -119,7 +119,7 @@ def test_overlap_without_a_sentence_start_takes_whole_words():
 def test_chunks_keep_page_ranges_and_line_ranges():
     pdf = [Section(words(6, f"page{p}w"), page=p, heading_path=("Report",)) for p in (1, 2, 3)]
     chunks = chunk_sections(pdf, count_words, chunk_tokens=13, overlap_tokens=0)
-    assert [(c.page_start, c.page_end) for c in chunks] == [(1, 2), (3, 3)]
+    assert [(c.page_start, c.page_end) for c in chunks] == [(1, 1), (2, 2), (3, 3)]  # a chunk stays on its page
     assert all(c.line_start is None for c in chunks)
 
     # lines 10..19 of a text file: paragraphs on lines 10-11, 13 and 16-19
