@@ -70,3 +70,50 @@ def test_bad_input_says_what_to_do(tmp_path, minilm_gguf):
     assert code == 1 and "broken.pdf" in err and "nothing could be indexed" in err
     code, out, _ = ember("ask", "--collection", "Nope", "--json", "anything")
     assert code == 1 and "no collection" in json.loads(out)["error"]
+
+
+def test_an_indexer_killed_half_way_continues_where_it_stopped(tmp_path, minilm_gguf, ember_home):
+    import os
+    import signal
+    import time
+
+    from engine.paths import EmberPaths
+    from engine.store.db import connect
+    from engine.store.documents_repo import DocumentsRepository
+
+    docs = tmp_path / "many"
+    docs.mkdir()
+    for i in range(40):
+        (docs / f"note{i:02d}.md").write_text(f"# Note {i}\n\n" + f"Topic {i} is about item number {i}. " * 60,
+                                              encoding="utf-8")
+    command = [sys.executable, "-m", "engine.cli", "index", "--collection", "Many", "--embedding-model",
+               str(minilm_gguf), "--threads", "1", str(docs)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = EmberPaths(ember_home).db
+
+    def indexed() -> int:
+        if not db.exists():
+            return 0
+        conn = connect(db, migrate=False)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM documents WHERE status = 'indexed'").fetchone()[0]
+        except Exception:
+            return 0
+        finally:
+            conn.close()
+
+    deadline = time.monotonic() + 120
+    while indexed() < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = indexed()
+    assert 3 <= before < 40, "the kill should land half way"
+    conn = connect(db, migrate=False)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert DocumentsRepository(conn).integrity_report().ok  # no chunk without its vector or FTS row
+    conn.close()
+    code, out, err = ember("index", "--collection", "Many", "--threads", "1", "--json", str(docs))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["unchanged"] >= before and report["unchanged"] + report["indexed"] == 40
