@@ -1,8 +1,8 @@
 """Token counts from the embedding model's own tokenizer, for the chunker's budgets.
 
 The embedding host is llama-cpp-python's server app, which serves `/extras/tokenize/count` (one text
-per request) beside Ember's routes; `HostTokenCounter` asks it once per text, each time on a new
-connection: on a kept-alive one each answer took 43 ms (most likely Nagle's algorithm on the
+per request) beside Ember's routes; `HostTokenCounter` asks it once per text through
+`HostClient.count_text_tokens`, each time on a new connection (as every HostClient request): on a kept-alive one each answer took 43 ms (most likely Nagle's algorithm on the
 server's writes meeting the client's delayed ACK; TCP_NODELAY on our side did not help), on a new
 one 1.3 ms (measured on the MiniLM test host). A count
 is what the model adds to a text minus its own special tokens ([CLS] ... [SEP] for a BERT, measured
@@ -12,27 +12,20 @@ space, and a chunk of N tokens embeds as N + those few.
 
 from __future__ import annotations
 
-import http.client
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from engine.errors import Cancelled, GenerationFailed, HostDied
 from engine.jobs import CancelToken
 
 if TYPE_CHECKING:
     from engine.runtime.client import HostClient
 
-COUNT_ROUTE = "/extras/tokenize/count"
-
-
 class HostTokenCounter:
     """`counter(texts) -> [tokens, ...]` through a running host's tokenizer; checks `cancel` between texts."""
 
-    def __init__(self, client: HostClient, cancel: CancelToken | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, client: HostClient, cancel: CancelToken | None = None) -> None:
         self.client = client
         self.cancel = cancel or CancelToken()
-        self.timeout = timeout
         self._specials: int | None = None
 
     def __call__(self, texts: Sequence[str]) -> list[int]:
@@ -41,21 +34,4 @@ class HostTokenCounter:
         return [max(0, self._count(text) - self._specials) for text in texts]
 
     def _count(self, text: str) -> int:
-        if self.cancel.cancelled:
-            raise Cancelled("Stopped.")
-        headers = {"Authorization": f"Bearer {self.client.token}", "Content-Type": "application/json"}
-        conn = http.client.HTTPConnection(self.client.host, self.client.port, timeout=self.timeout)
-        try:
-            conn.request("POST", COUNT_ROUTE, json.dumps({"input": text}).encode(), headers)
-            response = conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            if self.client.on_broken:  # the supervisor raises the real cause (the process died...)
-                self.client.on_broken()
-            raise HostDied(f"The embedding model process did not answer: {exc}") from exc
-        finally:
-            conn.close()
-        if response.status != 200:
-            raise GenerationFailed(f"The embedding model process could not count tokens ({response.status}): "
-                                   f"{data[:300]!r}")
-        return int(json.loads(data)["count"])
+        return self.client.count_text_tokens(text, self.cancel)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from engine.errors import Cancelled, GenerationFailed, HostDied, InvalidInput
+from engine.errors import Cancelled, EmberError, GenerationFailed, HostDied, InvalidInput
 from engine.jobs import CancelToken, GenerationStats, TokenEvent
 from engine.runtime.sampling import Sampling
 from engine.sockets import shut_down
@@ -41,8 +41,11 @@ class HostClient:
         return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
 
     def _json(self, method: str, path: str, body: dict | None = None, timeout: float = 30.0,
-              cancel: CancelToken | None = None) -> dict:
-        """One request and its JSON answer; `cancel` breaks it off at once (raising Cancelled)."""
+              cancel: CancelToken | None = None, *, refused: str = "The model process refused the request.",
+              missing: EmberError | None = None) -> dict:
+        """One request and its JSON answer; `cancel` breaks it off at once (raising Cancelled).
+
+        A 400 is an InvalidInput with the host's reason (else `refused`); a 404 is `missing` when given."""
         conn = self._connect(timeout)
         unregister = lambda: None  # noqa: E731
         try:
@@ -63,7 +66,9 @@ class HostClient:
         if cancel is not None and cancel.cancelled:
             raise Cancelled("Stopped.")
         if response.status == 400:
-            raise InvalidInput(data.get("error", "The model process refused the request."))
+            raise InvalidInput(data.get("error", refused))
+        if response.status == 404 and missing is not None:
+            raise missing
         if response.status != 200:
             raise GenerationFailed(f"The model process answered {response.status}: {data}")
         return data
@@ -75,38 +80,19 @@ class HostClient:
         """Prompt tokens of these messages as the host's template renders them (for the context budget)."""
         return int(self._json("POST", "/ember/count", {"messages": messages}, cancel=cancel)["tokens"])
 
+    def count_text_tokens(self, text: str, cancel: CancelToken | None = None) -> int:
+        """Tokens of a plain text as the model's tokenizer makes them, special tokens included, through
+        llama-cpp-python's own `/extras/tokenize/count` (the chunker's budgets, on an embedding host)."""
+        return int(self._json("POST", "/extras/tokenize/count", {"input": text}, cancel=cancel)["count"])
+
     def embed(self, texts: list[str], cancel: CancelToken | None = None, *, normalize: bool = True) -> np.ndarray:
         """One vector per text (float32, len(texts) × n_embd; unit length unless normalize=False).
 
         Cancelled when cancelled (as count_tokens). A text longer than the model's context is an InvalidInput: split it first."""
-        cancel = cancel or CancelToken()
-        body = json.dumps({"texts": texts, "normalize": normalize})
-        conn = self._connect()
-        unregister = lambda: None  # noqa: E731
-        try:
-            conn.connect()
-            unregister = cancel.on_cancel(lambda: shut_down(conn.sock))  # at once if already cancelled
-            conn.request("POST", "/ember/embed", body, self._headers())
-            response = conn.getresponse()
-            data = response.read()
-            if cancel.cancelled:
-                raise Cancelled("Stopped.")
-            answer = json.loads(data or b"{}")
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            if cancel.cancelled:
-                raise Cancelled("Stopped.") from exc
-            self._broken()
-            raise HostDied(f"The model process did not answer: {exc}") from exc
-        finally:
-            unregister()
-            conn.close()
-        if response.status == 400:
-            raise InvalidInput(answer.get("error", "The model process refused the texts."))
-        if response.status == 404:
-            raise InvalidInput("This model process was started for chat, not for embeddings.",
-                               "Load an embedding model with the embedding role.")
-        if response.status != 200:
-            raise GenerationFailed(f"The model process answered {response.status}: {data[:300]!r}")
+        answer = self._json("POST", "/ember/embed", {"texts": texts, "normalize": normalize}, timeout=READ_TIMEOUT_S,
+                            cancel=cancel, refused="The model process refused the texts.",
+                            missing=InvalidInput("This model process was started for chat, not for embeddings.",
+                                                 "Load an embedding model with the embedding role."))
         import numpy as np  # here, not at the top: the window paints before numpy loads
 
         vectors = np.asarray(answer["vectors"], dtype=np.float32)
