@@ -179,18 +179,11 @@ def test_a_thousand_message_chat_opens_at_the_bottom_and_scrolls(window, qtbot):
 
 
 def test_open_a_gguf_file_adds_it_to_the_picker(window, qtbot, tmp_path):
-    import gguf
-    import numpy as np
     from PySide6.QtWidgets import QFileDialog
 
-    path = tmp_path / "tiny-model.Q8_0.gguf"
-    writer = gguf.GGUFWriter(str(path), arch="llama")
-    writer.add_context_length(256)
-    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    from tests.support.gguf_files import write_tiny_model
+
+    path = write_tiny_model(tmp_path / "tiny-model.Q8_0.gguf")
     bar = window.chat_page.model_bar
     qtbot.waitUntil(lambda: bar.models.rowCount() >= 1, timeout=20000)  # the library scan after first paint
     click(qtbot, window, "openModelButton")

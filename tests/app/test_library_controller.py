@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import threading
 
-import gguf
-import numpy as np
-
 from engine.library.library import Library
-
-
-def tiny_gguf(path):
-    writer = gguf.GGUFWriter(str(path), arch="llama")
-    writer.add_context_length(256)
-    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+from tests.support.gguf_files import write_tiny_model
 
 
 def test_the_chat_picker_and_the_models_page_share_one_library_model(window, qtbot):
@@ -42,7 +29,7 @@ def test_library_jobs_never_overlap_and_an_added_file_survives_every_scan(window
             running.pop()
 
     monkeypatch.setattr(Library, "scan", watched_scan)
-    path = tiny_gguf(tmp_path / "mine.Q8_0.gguf")
+    path = write_tiny_model(tmp_path / "mine.Q8_0.gguf")
     changes = []
     window.controllers.notices.changed.connect(changes.append)
     library = window.library

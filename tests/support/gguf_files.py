@@ -12,6 +12,20 @@ from engine.gguf.reader import read_header
 TEMPLATE_KEY = "tokenizer.chat_template"
 
 
+def write_tiny_model(path: Path) -> Path:
+    """A tiny GGUF that inspects as a model (llama, context 256, one tensor); it would not run."""
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), arch="llama")
+    writer.add_context_length(256)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 def copy_with_chat_template(src: Path, dst: Path, template: str | None, tensors: bool = True) -> Path:
     """Write a copy of `src` whose chat template is `template` (removed when None).
 
