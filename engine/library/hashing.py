@@ -1,4 +1,4 @@
-"""SHA-256 of a model file, as a slow job (a 10 GB file takes about a minute)."""
+"""SHA-256 of a file: as a slow job for a model (a 10 GB file takes about a minute), or at once."""
 
 from __future__ import annotations
 
@@ -25,3 +25,13 @@ def sha256_file(path: Path, cancel: CancelToken | None = None) -> Iterator[Progr
             done += len(chunk)
             yield Progress(done, total, "B", f"Checking {path.name}")
     return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """The hex digest at once, without progress (files hashed one after another, such as documents)."""
+    hashing = sha256_file(path)
+    while True:
+        try:
+            next(hashing)
+        except StopIteration as done:
+            return done.value

@@ -12,8 +12,8 @@ import re
 import zipfile
 from pathlib import Path
 
+from engine.library.hashing import sha256_of
 from engine.rag.document import HeadingPath, ParsedDocument, Section, split_long
-from engine.rag.files import sha256_of
 from engine.rag.safe_xml import parse_xml
 from engine.rag.safe_zip import open_archive, read_member
 

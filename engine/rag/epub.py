@@ -11,9 +11,10 @@ import posixpath
 from pathlib import Path
 from urllib.parse import unquote
 
+from engine.library.hashing import sha256_of
 from engine.rag.document import HeadingPath, ParsedDocument, Section
 from engine.rag.errors import DamagedDocument
-from engine.rag.files import check_text_total, display_name, sha256_of
+from engine.rag.files import check_text_total, display_name
 from engine.rag.html import html_sections
 from engine.rag.safe_xml import parse_xml
 from engine.rag.safe_zip import open_archive, read_member

@@ -1,8 +1,7 @@
-"""Reading a document file with limits: its size checked before any parsing, its SHA-256, its name in messages."""
+"""Reading a document file with limits: its size checked before any parsing, its name in messages."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from engine.rag.errors import DocumentError, DocumentTooBig, EmptyDocument
@@ -47,14 +46,6 @@ def read_bytes(path: Path, limit: int) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{display_name(path)} cannot be read: {exc.strerror or exc}.", path=str(path)) from exc
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_text_total(path: Path, chars: int) -> None:

@@ -7,11 +7,12 @@ EPUB chapters (XHTML) go through the same reader.
 
 from __future__ import annotations
 
+import hashlib
 from html.parser import HTMLParser
 from pathlib import Path
 
 from engine.rag.document import HeadingPath, ParsedDocument, Section, split_long
-from engine.rag.files import MAX_TEXT_FILE_BYTES, read_bytes, sha256_of
+from engine.rag.files import MAX_TEXT_FILE_BYTES, read_bytes
 from engine.rag.text import decode_text
 
 HIDDEN = {"script", "style", "noscript", "template", "title", "svg", "iframe"}  # never shown as text
@@ -92,6 +93,7 @@ def html_sections(html: str, headings: HeadingPath | None = None) -> list[Sectio
 
 
 def load_html(path: Path) -> ParsedDocument:
-    text, encoding = decode_text(read_bytes(path, MAX_TEXT_FILE_BYTES), path, html=True)
+    data = read_bytes(path, MAX_TEXT_FILE_BYTES)
+    text, encoding = decode_text(data, path, html=True)
     return ParsedDocument(path=str(path), kind="html", sections=html_sections(text), encoding=encoding,
-                          sha256=sha256_of(path))
+                          sha256=hashlib.sha256(data).hexdigest())  # the bytes already read

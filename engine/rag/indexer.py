@@ -20,9 +20,9 @@ import numpy as np
 
 from engine.errors import EmberError
 from engine.jobs import CancelToken, Progress
+from engine.library.hashing import sha256_of
 from engine.rag.chunker import Chunk, chunk_sections
 from engine.rag.document import ParsedDocument
-from engine.rag.files import sha256_of
 from engine.rag.formats import document_kind
 from engine.store.documents_repo import DocumentsRepository
 

@@ -7,11 +7,12 @@ a "#" line is code and a blank line does not end the block.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 from engine.rag.document import HeadingPath, ParsedDocument, Section
-from engine.rag.files import MAX_TEXT_FILE_BYTES, read_bytes, sha256_of
+from engine.rag.files import MAX_TEXT_FILE_BYTES, read_bytes
 from engine.rag.text import decode_text, line_sections, split_lines
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
@@ -67,6 +68,7 @@ def markdown_sections(lines: list[str]) -> list[Section]:
 
 
 def load_markdown(path: Path) -> ParsedDocument:
-    text, encoding = decode_text(read_bytes(path, MAX_TEXT_FILE_BYTES), path)
+    data = read_bytes(path, MAX_TEXT_FILE_BYTES)
+    text, encoding = decode_text(data, path)
     return ParsedDocument(path=str(path), kind="markdown", sections=markdown_sections(split_lines(text)),
-                          encoding=encoding, sha256=sha256_of(path))
+                          encoding=encoding, sha256=hashlib.sha256(data).hexdigest())  # the bytes already read

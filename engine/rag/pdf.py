@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pypdfium2 as pdfium  # native: only the parser child imports this module
 
+from engine.library.hashing import sha256_of
 from engine.rag.document import ParsedDocument, Section, split_long
 from engine.rag.errors import DamagedDocument, EmptyDocument, EncryptedDocument
-from engine.rag.files import MAX_PDF_BYTES, check_size, check_text_total, display_name, sha256_of
+from engine.rag.files import MAX_PDF_BYTES, check_size, check_text_total, display_name
 
 PARAGRAPH_GAP = 1.35  # a line this many typical line pitches below the one above starts a paragraph
 

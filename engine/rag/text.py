@@ -8,6 +8,7 @@ A NUL byte outside UTF-16/32 means binary data: such a file is refused, not inde
 from __future__ import annotations
 
 import codecs
+import hashlib
 import re
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import charset_normalizer
 
 from engine.rag.document import MAX_SECTION_CHARS, ParsedDocument, Section, split_long
 from engine.rag.errors import NotText
-from engine.rag.files import MAX_TEXT_FILE_BYTES, display_name, read_bytes, sha256_of
+from engine.rag.files import MAX_TEXT_FILE_BYTES, display_name, read_bytes
 
 _BOMS = [  # UTF-32 first: its little-endian mark starts with UTF-16's
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -137,6 +138,7 @@ def paragraph_sections(lines: list[str]) -> list[Section]:
 
 def load_text(path: Path, kind: str = "text") -> ParsedDocument:
     """A plain text or source code file (`kind` "text" or "code")."""
-    text, encoding = decode_text(read_bytes(path, MAX_TEXT_FILE_BYTES), path)
+    data = read_bytes(path, MAX_TEXT_FILE_BYTES)
+    text, encoding = decode_text(data, path)
     return ParsedDocument(path=str(path), kind=kind, sections=paragraph_sections(split_lines(text)),
-                          encoding=encoding, sha256=sha256_of(path))
+                          encoding=encoding, sha256=hashlib.sha256(data).hexdigest())  # the bytes already read
