@@ -60,12 +60,16 @@ def build_messages(system_prompt: str, history: Sequence[Message], draft: str | 
     return messages
 
 
-def measure(counter, messages: list[dict], documents_tokens: int, max_tokens: int, context_length: int,
-            cancel: CancelToken | None = None) -> ContextBudget:
-    """The budget of `messages`: system and the rest as the host counts them."""
+def count_system(counter, messages: list[dict], cancel: CancelToken | None = None) -> int:
+    """The system prompt's tokens as the host renders it alone (0 without one)."""
     system = [m for m in messages if m["role"] == "system"]
+    return counter.count_tokens(system, cancel=cancel) if system else 0
+
+
+def measure(counter, messages: list[dict], system_tokens: int, documents_tokens: int, max_tokens: int,
+            context_length: int, cancel: CancelToken | None = None) -> ContextBudget:
+    """The budget of `messages` as the host counts them, given the system prompt's own count."""
     total = counter.count_tokens(messages, cancel=cancel) if messages else 0
-    system_tokens = counter.count_tokens(system, cancel=cancel) if system else 0
     return ContextBudget(context_length, system_tokens, max(0, total - system_tokens - documents_tokens),
                          reply_reserve(max_tokens, context_length), documents_tokens)
 
@@ -79,7 +83,9 @@ def assemble_turn(counter, request: TurnRequest, *, drop_oldest: bool = False,
     history = list(request.history)
     documents_tokens = _documents_tokens(counter, request, history, cancel)
     messages = build_messages(request.system_prompt, history, request.draft, request.documents)
-    budget = measure(counter, messages, documents_tokens, request.max_tokens, request.context_length, cancel)
+    system_tokens = count_system(counter, messages, cancel)  # the same however many old turns are dropped
+    budget = measure(counter, messages, system_tokens, documents_tokens, request.max_tokens,
+                     request.context_length, cancel)
     if not budget.overflows or not drop_oldest:
         return AssembledTurn(messages, budget)
     dropped = 0
@@ -87,7 +93,8 @@ def assemble_turn(counter, request: TurnRequest, *, drop_oldest: bool = False,
         history, cut = _drop_oldest_turn(history)
         dropped += cut
         messages = build_messages(request.system_prompt, history, request.draft, request.documents)
-        budget = measure(counter, messages, documents_tokens, request.max_tokens, request.context_length, cancel)
+        budget = measure(counter, messages, system_tokens, documents_tokens, request.max_tokens,
+                         request.context_length, cancel)
     budget = replace(budget, dropped_messages=dropped)
     if budget.overflows:
         raise ContextOverflow(budget)
