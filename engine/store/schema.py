@@ -15,6 +15,8 @@ MESSAGE_STATUSES = ("streaming", "complete", "cancelled", "interrupted", "error"
 MODEL_SOURCES = ("hub", "folder", "starter", "added")
 DOCUMENT_STATUSES = ("indexed", "changed", "failed", "pending")
 SOURCE_KINDS = ("file", "folder")
+DOCUMENT_MODES = ("retrieve", "whole")
+QA_STATUSES = ("draft", "kept", "dropped")
 
 
 def run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -220,5 +222,86 @@ def migrate_to_v3(conn: sqlite3.Connection) -> None:
             dim      INTEGER NOT NULL,
             vector   BLOB NOT NULL
         );
+        """
+    )
+
+
+def migrate_to_v4(conn: sqlite3.Connection) -> None:
+    """Documents in chat and the retrieval bench.
+
+    `session_documents`: how a chat uses its collections (`retrieve` the best chunks, or put the
+    `whole` collection in) and how many chunks; `session_collections`: which collections a chat has.
+    `message_sources`: for a reply, every chunk retrieval found, in rank order, copied (path, pages or
+    lines, text), so a citation still opens the right place after the file is indexed again;
+    `number` is the [n] it had in the prompt, NULL when it was cut by the budget (`cut_reason`).
+    `message_retrievals`: the question that was searched and how. `qa_pairs`: the retrieval bench's
+    questions, each with the chunk it was written from (copied too) and the user's review.
+    """
+    run_script(
+        conn,
+        """
+        CREATE TABLE session_documents (
+            session_id INTEGER PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+            mode       TEXT NOT NULL DEFAULT 'retrieve' CHECK (mode IN ('retrieve', 'whole')),
+            k          INTEGER NOT NULL DEFAULT 5
+        );
+
+        CREATE TABLE session_collections (
+            session_id    INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            PRIMARY KEY (session_id, collection_id)
+        );
+
+        CREATE TABLE message_retrievals (
+            message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            query      TEXT NOT NULL,
+            mode       TEXT NOT NULL,
+            k          INTEGER NOT NULL,
+            seconds    REAL,
+            created_at REAL NOT NULL
+        );
+
+        CREATE TABLE message_sources (
+            id            INTEGER PRIMARY KEY,
+            message_id    INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            rank          INTEGER NOT NULL,
+            number        INTEGER,
+            chunk_id      INTEGER,
+            collection_id INTEGER,
+            path          TEXT NOT NULL,
+            kind          TEXT,
+            page_start    INTEGER,
+            page_end      INTEGER,
+            line_start    INTEGER,
+            line_end      INTEGER,
+            heading_path  TEXT NOT NULL DEFAULT '[]',
+            text          TEXT NOT NULL,
+            score         REAL,
+            bm25_rank     INTEGER,
+            vector_rank   INTEGER,
+            similarity    REAL,
+            tokens        INTEGER,
+            cut_reason    TEXT,
+            UNIQUE (message_id, rank)
+        );
+        CREATE INDEX message_sources_by_number ON message_sources(message_id, number);
+
+        CREATE TABLE qa_pairs (
+            id            INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            question      TEXT NOT NULL,
+            answer        TEXT NOT NULL DEFAULT '',
+            status        TEXT NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'kept', 'dropped')),
+            chunk_id      INTEGER,
+            path          TEXT NOT NULL,
+            page_start    INTEGER,
+            page_end      INTEGER,
+            line_start    INTEGER,
+            line_end      INTEGER,
+            chunk_text    TEXT NOT NULL,
+            created_at    REAL NOT NULL,
+            updated_at    REAL NOT NULL
+        );
+        CREATE INDEX qa_pairs_by_collection ON qa_pairs(collection_id, status);
         """
     )

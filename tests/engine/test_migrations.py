@@ -21,6 +21,7 @@ RELEASED = {
     1: "fb00c6fea6c5944a23b42d775be63b09f6b044ab362740ba0587b1dac9e32826",
     2: "1789b01e7e31e7ae5d6da5289b110653ad0b0b2774022844633c020033ad0836",
     3: "607ff27e716665f523449b564e32a4f10ab593bcacf524f39cdd0b9d2a28cac4",
+    4: "3e457b99ec57d0bdbe782872c2bb41aa22b5703c7c1cdad630b865f1d26242e1",
 }
 
 
@@ -64,6 +65,8 @@ def test_python_value_lists_equal_the_newest_checks():
     assert check_values(conn, "models", "source") == schema.MODEL_SOURCES
     assert check_values(conn, "documents", "status") == schema.DOCUMENT_STATUSES
     assert check_values(conn, "collection_sources", "kind") == schema.SOURCE_KINDS
+    assert check_values(conn, "session_documents", "mode") == schema.DOCUMENT_MODES
+    assert check_values(conn, "qa_pairs", "status") == schema.QA_STATUSES
     # and the CHECKs are live: a value outside the list is refused
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO models (path, size, mtime, source, added_at) VALUES ('x', 1, 1, 'adapter', 0)")
