@@ -2,7 +2,8 @@
 
 The UI thread uses `conn` (quick SQL only: a listing, an insert). A worker opens its own connection
 with `connect()`; SQLite's WAL mode lets it write a streaming reply while the UI thread reads. The
-running model processes are in `hosts`, by role (chat, embedding).
+running model processes are in `hosts`, by role (chat, embedding); `embedder` starts the embedding
+host when indexing or a question first needs it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from engine.chat.conversation import Conversation
 from engine.library.library import Library
 from engine.paths import EmberPaths
+from engine.rag.embedder import Embedder
 from engine.runtime.registry import HostRegistry, LoadedModel
 from engine.store.chats import ChatRepository
 from engine.store.db import connect
@@ -25,6 +27,7 @@ class Services:
         self.chats = ChatRepository(self.conn)
         self.conversation = Conversation(self.paths.db)
         self.hosts = HostRegistry()
+        self.embedder = Embedder(self.hosts, self.paths.logs)  # the embedding host, started on first need
 
     @property
     def chat_model(self) -> LoadedModel | None:
