@@ -28,11 +28,22 @@ class Services:
         self.conversation = Conversation(self.paths.db)
         self.hosts = HostRegistry()
         self.embedder = Embedder(self.hosts, self.paths.logs)  # the embedding host, started on first need
+        self._retriever = None
 
     @property
     def chat_model(self) -> LoadedModel | None:
         """The chat model when its process is running, else None."""
         return self.hosts.ready("chat")
+
+    @property
+    def retriever(self):
+        """Retrieval for chat turns (engine.rag.grounding.ChatRetriever), made on first use: it brings
+        numpy, which the window does not need to paint."""
+        if self._retriever is None:
+            from engine.rag.grounding import ChatRetriever
+
+            self._retriever = ChatRetriever(self.paths.db, self.embedder)
+        return self._retriever
 
     @property
     def log_path(self) -> Path:

@@ -6,6 +6,7 @@ All of it is quick SQL on the UI thread's connection; replies are the ReplyContr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -18,7 +19,19 @@ from engine.chat import export, presets
 from engine.chat.presets import Preset
 from engine.errors import EmberError, InvalidInput, NotFound
 from engine.runtime.sampling import Sampling
+from engine.store.chat_documents_repo import ChatDocuments, ChatDocumentsRepository
 from engine.store.chats import Message, Session
+from engine.store.documents_repo import DocumentsRepository
+
+
+@dataclass(frozen=True)
+class CollectionChoice:
+    """A collection as the chat's documents box lists it."""
+
+    id: int
+    name: str
+    chunks: int
+    tokens: int  # in the embedding model's tokens (a chat model's count is a little higher)
 
 
 class ChatController(QObject):
@@ -27,6 +40,7 @@ class ChatController(QObject):
     branch_loaded = Signal(list)  # list[DisplayMessage]
     focus_message = Signal(int)  # scroll to this message (a search hit)
     deleted = Signal(int, str)  # session id, title: the view offers Undo
+    documents_changed = Signal(object, object)  # list[CollectionChoice], ChatDocuments of the shown chat
     notice = Signal(str)
     error = Signal(object)  # EmberError
 
@@ -35,6 +49,7 @@ class ChatController(QObject):
         self.services = services
         self.notices = notices
         self.chats = services.chats
+        self.documents = ChatDocumentsRepository(services.conn)
         notices.changed.connect(self._on_changes)
         self.session_id: int | None = None
         self.search_text = ""
@@ -45,6 +60,8 @@ class ChatController(QObject):
         """Chats changed elsewhere (another page imported or made one): list them again."""
         if changes.sessions and changes.source is not self:
             self.refresh_sessions()
+        if changes.collections:
+            self.refresh_documents()
 
     def _publish_sessions(self) -> None:
         self.notices.publish(Changes(sessions=True, source=self))
@@ -89,6 +106,10 @@ class ChatController(QObject):
             sampling=previous.sampling if previous else {},
             context_length=previous.context_length if previous else None,
             model_path=previous.model_path if previous else None)
+        if previous is not None:  # and the same documents
+            used = self.documents.settings(previous.id)
+            if used.active:
+                self._guard(lambda: self.documents.save_settings(session.id, used.collection_ids, used.mode, used.k))
         self.search_text = ""
         self.select(session.id)
         self._publish_sessions()
@@ -107,6 +128,7 @@ class ChatController(QObject):
         self.session_changed.emit(self.session())
         self.refresh_sessions()
         self.reload_branch()
+        self.refresh_documents()
         if message_id is not None:
             self.focus_message.emit(message_id)
 
@@ -160,16 +182,53 @@ class ChatController(QObject):
     def delete_preset(self, name: str) -> None:
         self._guard(lambda: presets.delete_preset(self.services.conn, name))
 
+    # --- the chat's documents ----------------------------------------------------------------------
+    def collection_choices(self) -> list[CollectionChoice]:
+        repo = DocumentsRepository(self.services.conn)
+        choices = []
+        for collection in repo.list_collections():
+            counts = repo.counts(collection.id)
+            choices.append(CollectionChoice(collection.id, collection.name, counts.chunks, counts.tokens))
+        return choices
+
+    def chat_documents(self) -> ChatDocuments:
+        return self.documents.settings(self.session_id) if self.session_id is not None else ChatDocuments()
+
+    def refresh_documents(self) -> None:
+        """Tell the view the collections there are and which ones the shown chat uses."""
+        try:
+            self.documents_changed.emit(self.collection_choices(), self.chat_documents())
+        except EmberError as error:
+            self.error.emit(error)
+
+    def set_chat_documents(self, collection_ids, mode: str = "retrieve", k: int = 5) -> None:
+        """Which collections the shown chat answers from, and how (the k best chunks, or whole documents)."""
+        if self.session_id is None:
+            session = self.new_session()
+            if session is None:
+                return
+        self._guard(lambda: self.documents.save_settings(self.session_id, collection_ids, mode, k))
+
     # --- the shown branch -----------------------------------------------------------------------
     def branch_items(self) -> list[DisplayMessage]:
         if self.session_id is None:
             return []
         tree = self.chats.sibling_ids(self.session_id)
+        branch = self.chats.branch(self.session_id)
+        sources = self._sources([m.id for m in branch if m.role == "assistant"])
         items = []
-        for message in self.chats.branch(self.session_id):
+        for message in branch:
             siblings = tree.get(message.parent_id, [message.id])
-            items.append(DisplayMessage(message, siblings.index(message.id) + 1, len(siblings)))
+            items.append(DisplayMessage(message, siblings.index(message.id) + 1, len(siblings),
+                                        tuple(sources.get(message.id, ()))))
         return items
+
+    def _sources(self, message_ids: list[int]) -> dict:
+        """The sources each of these replies had in its prompt (what its citations open)."""
+        try:
+            return self.documents.cited_sources(message_ids)
+        except EmberError:
+            return {}  # a reply without its sources still reads; the error is in the log
 
     def reload_branch(self) -> None:
         self._show(self.branch_items())
@@ -180,7 +239,8 @@ class ChatController(QObject):
 
     def _display(self, message: Message) -> DisplayMessage:
         siblings = [m.id for m in self.chats.children(message.session_id, message.parent_id)]
-        return DisplayMessage(message, siblings.index(message.id) + 1, len(siblings))
+        sources = self._sources([message.id]).get(message.id, ()) if message.role == "assistant" else ()
+        return DisplayMessage(message, siblings.index(message.id) + 1, len(siblings), tuple(sources))
 
     def show_new_reply(self, reply_id: int) -> None:
         """Show a reply that was just written (and the prompt above it, when that is new too) without
@@ -203,7 +263,8 @@ class ChatController(QObject):
             return
         items = list(self.items)
         old = items[rows[0]]
-        items[rows[0]] = DisplayMessage(self.chats.get_message(message_id), old.sibling_index, old.sibling_count)
+        items[rows[0]] = DisplayMessage(self.chats.get_message(message_id), old.sibling_index, old.sibling_count,
+                                        old.sources)
         self._show(items)
 
     def switch_branch(self, message_id: int, step: int) -> None:

@@ -2,6 +2,8 @@
 
 A turn has one state and one cancel token from the click to the last token:
     counting → (asking, when the chat no longer fits) → streaming → done
+When the chat has document collections, counting starts with retrieval (engine.rag.grounding, once
+per turn) and fits the sources into the context; they are saved with the reply for its citations.
 Counting runs the engine's one turn assembler (engine.chat.turn) on a worker; when the chat
 overflows, `overflow` asks the view and nothing is written or cut until the user chooses. Then the
 turn's messages are written (quick SQL) and the reply streams on its own thread, into the chat the
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -25,9 +28,13 @@ from engine.chat.budget import ContextOverflow
 from engine.chat.conversation import ModelIdentity, PendingReply
 from engine.chat.turn import AssembledTurn, TurnRequest, assemble_turn
 from engine.errors import Cancelled, EmberError, HostDied, InvalidInput
-from engine.jobs import CancelToken, GenerationStats, TokenEvent
+from engine.jobs import CancelToken, GenerationStats, Progress, TokenEvent
 from engine.runtime.fit import MIN_TOKENS_TO_LEARN, learn_from_reply
+from engine.store.chat_documents_repo import ChatDocuments, ChatDocumentsRepository
 from engine.store.models_repo import ModelRepository
+
+if TYPE_CHECKING:
+    from engine.rag.grounding import Grounding
 
 FRAME_MS = 25
 NO_MODEL = EmberError("No model is loaded.", "Pick a model at the top of the chat and press Load.")
@@ -44,6 +51,8 @@ class Turn:
     cancel: CancelToken = field(default_factory=CancelToken)
     state: str = "counting"
     reply_id: int | None = None
+    documents: ChatDocuments = field(default_factory=ChatDocuments)
+    grounding: Grounding | None = None  # what retrieval found (once per turn), when the chat has documents
 
 
 class ReplyController(QObject):
@@ -56,6 +65,7 @@ class ReplyController(QObject):
     host_lost = Signal()
     error = Signal(object)  # EmberError
     notice = Signal(str)  # something worth saying once (not an error)
+    activity = Signal(str)  # what the turn is doing before the reply starts ("Searching your documents…")
 
     def __init__(self, services: Services, runner: WorkerRunner, chat: ChatController,
                  runtime: RuntimeController, parent=None) -> None:
@@ -142,7 +152,8 @@ class ReplyController(QObject):
             self.error.emit(NO_MODEL)
             return
         try:
-            turn = Turn(session_id, request(), prepare)
+            turn = Turn(session_id, request(), prepare,
+                        documents=ChatDocumentsRepository(self.services.conn).settings(session_id))
         except EmberError as error:
             self.error.emit(error)
             return
@@ -156,13 +167,30 @@ class ReplyController(QObject):
             self.error.emit(NO_MODEL)
             self._end_turn()
             return
+        retriever, grounding = self.services.retriever, turn.grounding
 
-        def counted(assembled: AssembledTurn) -> None:
+        def count(cancel: CancelToken):
+            """On a worker: retrieve (the first time, if the chat has documents), then assemble and count."""
+            from engine.rag.grounding import question_of  # numpy and the search: not needed to paint
+
+            found = grounding
+            if found is None and turn.documents.active:
+                found = yield from retriever.retrieve(turn.documents, question_of(turn.request), cancel)
+            if found is None:
+                return assemble_turn(client, turn.request, drop_oldest=drop_oldest, cancel=cancel), None
+            return retriever.fit(client, turn.request, found, drop_oldest=drop_oldest, cancel=cancel)
+
+        def counted(value: tuple[AssembledTurn, Grounding | None]) -> None:
             if self.turn is not turn:
                 return
             if turn.cancel.cancelled:  # stopped just as the count came back
                 self._end_turn()
                 return
+            assembled, found = value
+            if found is not None and turn.grounding is None:
+                for note in found.notes:
+                    self.notice.emit(note)
+            turn.grounding = found
             self.budget_changed.emit(assembled.budget)
             if assembled.budget.overflows:
                 turn.state = "asking"
@@ -175,8 +203,16 @@ class ReplyController(QObject):
                 self._end_turn()
                 self._on_error(error, turn)
 
-        self.runner.run(assemble_turn, client, turn.request, drop_oldest=drop_oldest, cancel=turn.cancel,
-                        name="count-tokens", on_result=counted, on_error=failed)
+        def progress(event: Progress) -> None:
+            if self.turn is turn and event.message:
+                self.activity.emit(event.message)
+
+        worker = Worker(count, turn.cancel, cancel=turn.cancel, name="count-tokens")
+        worker.result.connect(counted)
+        worker.error.connect(failed)
+        worker.progress.connect(progress)
+        # retrieval may start the embedding model (seconds): its own thread, not the shared pool
+        self.runner.start(worker, long=turn.documents.active and grounding is None)
 
     def _stream(self, turn: Turn, assembled: AssembledTurn) -> None:
         model = self.services.chat_model
@@ -192,6 +228,13 @@ class ReplyController(QObject):
             self.error.emit(error)
             return
         turn.state, turn.reply_id = "streaming", pending.assistant_message_id
+        if turn.grounding is not None:
+            try:  # quick SQL: the reply's sources, before the reply is shown with its citations
+                ChatDocumentsRepository(self.services.conn).save_retrieval(
+                    pending.assistant_message_id, turn.grounding.query, turn.grounding.mode, turn.grounding.k,
+                    turn.grounding.seconds, turn.grounding.sources)
+            except EmberError as error:
+                self.error.emit(error)
         self._say_once_if_system_moved(turn, model)
         worker = Worker(self.services.conversation.stream_reply, pending, model.host.client(), assembled.messages,
                         turn.cancel, cancel=turn.cancel, name="generate")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
+from engine.store.chat_documents_repo import MessageSource
 from engine.store.chats import Message
 
 MessageRole = Qt.ItemDataRole.UserRole + 1  # the DisplayMessage
@@ -29,6 +30,7 @@ class DisplayMessage:
     message: Message
     sibling_index: int = 1  # 1-based
     sibling_count: int = 1
+    sources: tuple[MessageSource, ...] = ()  # a reply's sources that were in its prompt, in [n] order
 
     @property
     def id(self) -> int:

@@ -1,12 +1,14 @@
 """The Chat page: chats on the left; the model, the conversation and the composer in the middle; the
-chat's settings on the right. The page lays widgets out and connects them to the controllers."""
+chat's settings (and its documents) on the right. The page lays widgets out and connects them to the
+controllers; a click on a citation opens its passage, and from there the document or the inspector."""
 
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QLabel, QMessageBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
 from app.controllers.chat_controller import ChatController
@@ -14,14 +16,17 @@ from app.controllers.library_controller import LibraryController
 from app.controllers.reply_controller import ReplyController
 from app.controllers.runtime_controller import RuntimeController
 from app.models.message_model import MessageModel
+from app.views.citation_popup import CitationPopup
 from app.views.composer import Composer
 from app.views.conversation_view import ConversationView, MessageActions
 from app.views.dialogs import ProvenanceDialog, overflow_box
 from app.views.message_layout import build_document
 from app.views.model_bar import ModelBar
+from app.views.retrieval_inspector import RetrievalInspector
 from app.views.session_pane import SessionPane
 from app.views.session_settings import SessionSettings
 from app.views.widgets import named
+from engine.errors import EmberError
 
 
 class ChatPage(QWidget):
@@ -83,6 +88,7 @@ class ChatPage(QWidget):
         chain = [s.search, s.new_button, s.list, s.rename_button, s.delete_button, s.export_button, s.import_button,
                  b.combo, b.open_button, b.gpu_layers, b.load_button, self.view,
                  *self.actions_bar.buttons.values(), c.prompt, c.send_button, c.stop_button, c.cancel_edit_button,
+                 st.documents.list, st.documents.best, st.documents.k, st.documents.whole,
                  st.preset_combo, st.save_preset_button, st.system_edit, st.temperature, st.top_p, st.top_k, st.min_p,
                  st.repeat, st.seed, st.max_tokens, st.context]
         for first, second in pairwise(chain):
@@ -119,6 +125,9 @@ class ChatPage(QWidget):
         c.focus_message.connect(lambda mid: self.view.scroll_to_message(self.message_model.row_of(mid)))
         c.notice.connect(self.status_message)
         c.error.connect(self.error_shown)
+        c.documents_changed.connect(lambda choices, used: self.settings.documents.show_documents(
+            choices, used, self.replies.context_length()))
+        self.settings.documents.changed.connect(c.set_chat_documents)
 
         b = self.model_bar
         b.load_requested.connect(self._load)
@@ -148,11 +157,13 @@ class ChatPage(QWidget):
         r.host_lost.connect(m.host_lost)
         r.error.connect(self.error_shown)
         r.notice.connect(self.status_message)
+        r.activity.connect(self.status_message)
 
         self.settings.changed.connect(self._save_settings)
         self.settings.save_preset_requested.connect(self._save_preset)
         self.view.message_delegate.copy_code.connect(lambda code: self._copy(code, "Copied the code."))
         self.view.message_delegate.branch_step.connect(c.switch_branch)
+        self.view.message_delegate.citation_clicked.connect(self.open_citation)
         self.view.selectionModel().currentChanged.connect(lambda *_: self.update_actions())
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.actions_bar.triggered.connect(self.act)
@@ -320,10 +331,45 @@ class ChatPage(QWidget):
         elif name == "details":
             self.details_dialog = ProvenanceDialog(item, self)
             self.details_dialog.show()
+        elif name == "sources":
+            self.inspect_retrieval(item.id)
         elif name in ("previous", "next"):
             row = self.message_model.row_of(item.id)
             self.chat.switch_branch(item.id, -1 if name == "previous" else 1)
             self.select_message(min(row, self.message_model.rowCount() - 1))
+
+    # --- sources ------------------------------------------------------------------------------------
+    def open_citation(self, message_id: int, number: int) -> None:
+        """A click on [n] in a reply: the passage and where it is, with a way to open it."""
+        item = self.message_model.item_at(self.message_model.row_of(message_id))
+        source = next((s for s in item.sources if s.number == number), None) if item else None
+        if source is None:
+            return
+        popup = CitationPopup(source, self)
+        popup.open_requested.connect(self.open_source)
+        popup.inspect_requested.connect(lambda: (popup.accept(), self.inspect_retrieval(message_id)))
+        popup.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.citation_popup = popup
+        popup.open()
+
+    def inspect_retrieval(self, message_id: int) -> None:
+        retrieval = self.chat.documents.retrieval(message_id)
+        if retrieval is None:
+            self.status_message.emit("This reply did not use documents.")
+            return
+        inspector = RetrievalInspector(retrieval, self)
+        inspector.open_requested.connect(self.open_source)
+        inspector.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.inspector = inspector
+        inspector.show()
+
+    def open_source(self, source) -> None:
+        """Open a cited document at its passage."""
+        if not Path(source.path).is_file():
+            self.error_shown.emit(EmberError(f"{Path(source.path).name} is not there any more ({source.path}).",
+                                             "The passage the reply was given is still shown in the citation."))
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(source.path))
 
     def _confirm_delete(self, item) -> None:
         box = QMessageBox(QMessageBox.Icon.Question, "Delete message",

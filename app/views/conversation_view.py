@@ -93,7 +93,7 @@ class ConversationView(QListView):
 class MessageActions(QWidget):
     """Actions on the selected message, for the keyboard and screen readers (and a context menu)."""
 
-    triggered = Signal(str)  # copy, copy_code, edit, regenerate, delete, details, previous, next
+    triggered = Signal(str)  # copy, copy_code, edit, regenerate, delete, details, sources, previous, next
 
     ACTIONS = [  # name, label, objectName, accessible name, shortcut
         ("previous", "◀", "previousBranchButton", "Previous version", "Alt+Left"),
@@ -104,6 +104,7 @@ class MessageActions(QWidget):
         ("regenerate", "Regenerate", "regenerateButton", "Regenerate reply", "Ctrl+R"),
         ("delete", "Delete", "deleteMessageButton", "Delete message and the replies under it", None),
         ("details", "Details", "provenanceButton", "Reply details and provenance", "Ctrl+I"),
+        ("sources", "Sources", "sourcesButton", "The reply's sources and why they were chosen", "Ctrl+Shift+I"),
     ]
 
     def __init__(self, parent=None) -> None:
@@ -145,6 +146,7 @@ class MessageActions(QWidget):
             "regenerate": idle and ready and m is not None,
             "delete": idle and m is not None,
             "details": m is not None,
+            "sources": m is not None and m.role == "assistant" and bool(item.sources),
             "previous": idle and item is not None and item.sibling_count > 1,
             "next": idle and item is not None and item.sibling_count > 1,
         }

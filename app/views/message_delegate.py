@@ -23,6 +23,7 @@ def _mix(a: QColor, b: QColor, t: float) -> QColor:
 class MessageDelegate(QStyledItemDelegate):
     copy_code = Signal(str)
     branch_step = Signal(int, int)  # message id, -1 or +1
+    citation_clicked = Signal(int, int)  # message id, the citation's [n]
 
     def __init__(self, view: QAbstractItemView) -> None:
         super().__init__(view)
@@ -35,7 +36,8 @@ class MessageDelegate(QStyledItemDelegate):
 
     def layout_for(self, item: DisplayMessage, option: QStyleOptionViewItem) -> ml.DocLayout:
         width = ml.doc_width(self._row_width())
-        key = (len(item.message.content), item.message.status, item.message.role, int(width), option.font.key())
+        key = (len(item.message.content), item.message.status, item.message.role, len(item.sources), int(width),
+               option.font.key())
         cached = self._layouts.get(item.id)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -135,11 +137,15 @@ class MessageDelegate(QStyledItemDelegate):
 
     # --- clicks ---------------------------------------------------------------------------------
     def hit(self, item: DisplayMessage, option: QStyleOptionViewItem, pos: QPointF):
-        """What is under `pos`: ("copy", code) / ("branch", -1 or +1) / None."""
+        """What is under `pos`: ("copy", code) / ("branch", -1 or +1) / ("cite", n) / None."""
         g = self._geometry(item, option)
         for rect, code in g.copy_chips:
             if rect.contains(pos):
                 return "copy", code
+        if item.sources:
+            n = ml.citation_at(self.layout_for(item, option), QPointF(pos.x() - g.doc_origin_x, pos.y() - g.doc_origin_y))
+            if n is not None:
+                return "cite", n
         if g.prev_chip is not None and g.prev_chip.contains(pos):
             return "branch", -1
         if g.next_chip is not None and g.next_chip.contains(pos):
@@ -162,6 +168,8 @@ class MessageDelegate(QStyledItemDelegate):
         kind, value = target
         if kind == "copy":
             self.copy_code.emit(value)
+        elif kind == "cite":
+            self.citation_clicked.emit(item.id, value)
         else:
             self.branch_step.emit(item.id, value)
         return True

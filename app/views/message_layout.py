@@ -7,12 +7,18 @@ chat lays nothing out again.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QFont, QFontMetrics, QTextBlockFormat, QTextCursor, QTextDocument, QTextFormat
 
 from app.models.message_model import STATUS_WORDS, DisplayMessage
+
+CITE_SCHEME = "ember-cite:"  # a citation link's href: ember-cite:<n>
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+MAX_LISTED = 10  # sources listed under a reply that cites none
+_FENCE = re.compile(r"(```.*?(?:```|$))", re.S)
 
 MARGIN_X, MARGIN_Y, PAD = 12, 5, 10
 CHIP_PAD = 6
@@ -42,11 +48,47 @@ def build_document(item: DisplayMessage, width: float, font: QFont) -> DocLayout
     doc.setDocumentMargin(0)
     text = m.content or ("…" if m.status == "streaming" else "")
     if m.role == "assistant":
-        doc.setMarkdown(text)
+        doc.setMarkdown(with_citation_links(text, item.sources) if item.sources else text)
     else:
         doc.setPlainText(text)  # what the user typed, exactly
     doc.setTextWidth(max(40.0, width))
     return DocLayout(doc, _code_blocks(doc))
+
+
+def with_citation_links(text: str, sources) -> str:
+    """The reply's Markdown with each [n] of a known source made a link, outside code, and the list of
+    sources under it (each a link too), so a click on either opens the source."""
+    numbers = {s.number for s in sources}
+    cited: set[int] = set()
+
+    def link(match: re.Match) -> str:
+        n = int(match.group(1))
+        if n not in numbers:
+            return match.group(0)
+        cited.add(n)
+        return f"[\\[{n}\\]]({CITE_SCHEME}{n})"
+
+    parts = _FENCE.split(text)
+    body = "".join(part if i % 2 else _CITATION.sub(link, part) for i, part in enumerate(parts))
+    listed = [s for s in sources if s.number in cited] or list(sources[:MAX_LISTED])
+    title = "Sources" if cited else "Sources given (none cited)"
+    listing = "  \n".join(f"[\\[{s.number}\\] {_escape(s.location)}]({CITE_SCHEME}{s.number})" for s in listed)
+    return f"{body}\n\n**{title}**  \n{listing}\n"
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([\\`*_\[\]<>])", r"\\\1", text)
+
+
+def citation_at(layout: DocLayout, pos) -> int | None:
+    """The [n] of the citation link at `pos` (document coordinates), if there is one."""
+    href = layout.doc.documentLayout().anchorAt(pos)
+    if href.startswith(CITE_SCHEME):
+        try:
+            return int(href[len(CITE_SCHEME):])
+        except ValueError:
+            return None
+    return None
 
 
 def _is_code(block) -> bool:

@@ -1,4 +1,4 @@
-"""The chat's own settings: system prompt (with presets), sampling, context length.
+"""The chat's own settings: its documents, system prompt (with presets), sampling, context length.
 
 The panel edits values and emits them (debounced); the page saves them through the controller.
 """
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.views.chat_documents_box import ChatDocumentsBox
 from app.views.widgets import named
 from engine.runtime.sampling import Sampling
 
@@ -43,6 +44,9 @@ class SessionSettings(QScrollArea):
         self._loading = False
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 8, 8, 8)
+
+        self.documents = ChatDocumentsBox()
+        layout.addWidget(self.documents)
 
         prompt_box = QGroupBox("System prompt")
         prompt_layout = QVBoxLayout(prompt_box)

@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.errors import InvalidInput
 from engine.store.db import Transaction, database_errors
@@ -61,6 +62,18 @@ class MessageSource:
     @property
     def in_prompt(self) -> bool:
         return self.number is not None
+
+    @property
+    def location(self) -> str:
+        """Where it is, as a person says it: "report.pdf, page 3", "notes.md, lines 10-24"."""
+        name = Path(self.path).name
+        if self.page_start is not None:
+            if self.page_end is not None and self.page_end != self.page_start:
+                return f"{name}, pages {self.page_start}-{self.page_end}"
+            return f"{name}, page {self.page_start}"
+        if self.line_start is not None:
+            return f"{name}, lines {self.line_start}-{self.line_end}"
+        return name
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from engine.errors import InvalidInput, NotFound
 from engine.store.db import Transaction, database_errors, to_database_error
 from engine.store.schema import DOCUMENT_STATUSES, SOURCE_KINDS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_SETTINGS = {"chunk_tokens": 256, "overlap_tokens": 32}
 
@@ -321,6 +322,8 @@ class DocumentsRepository:
         """One unit: the document's old chunks, FTS rows and vectors go, these come in, and the document
         becomes `indexed`. An error anywhere leaves all of the old ones. `vectors`: one row per chunk
         (float32, the collection's dimension; the first document sets it). Returns the new chunk ids."""
+        import numpy as np  # here, not at the top: the app's window paints before numpy loads
+
         matrix = np.asarray(vectors, dtype="<f4")
         if len(chunks) and (matrix.ndim != 2 or matrix.shape[0] != len(chunks)):
             raise InvalidInput(f"{len(chunks)} chunks need {len(chunks)} vectors; got an array of shape {matrix.shape}.")
@@ -372,6 +375,8 @@ class DocumentsRepository:
 
     def vectors(self, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
         """All of a collection's vectors: (chunk ids as int64, an n × dim float32 matrix), by chunk id."""
+        import numpy as np  # as above
+
         rows = self.conn.execute(
             "SELECT v.chunk_id, v.dim, v.vector FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id"
             " JOIN documents d ON d.id = c.document_id WHERE d.collection_id = ? ORDER BY v.chunk_id",
