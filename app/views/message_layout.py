@@ -56,8 +56,9 @@ def build_document(item: DisplayMessage, width: float, font: QFont) -> DocLayout
 
 
 def with_citation_links(text: str, sources) -> str:
-    """The reply's Markdown with each [n] of a known source made a link, outside code, and the list of
-    sources under it (each a link too), so a click on either opens the source."""
+    """The reply's Markdown with each [n] of a known source (and each mention of a source by its
+    location, "report.pdf, page 3") made a link, outside code, and the list of sources under it (each
+    a link too), so a click on any of them opens the source."""
     numbers = {s.number for s in sources}
     cited: set[int] = set()
 
@@ -68,8 +69,20 @@ def with_citation_links(text: str, sources) -> str:
         cited.add(n)
         return f"[\\[{n}\\]]({CITE_SCHEME}{n})"
 
+    by_location = {re.escape(s.location): s.number for s in sources}
+    mention = re.compile("|".join(sorted(by_location, key=len, reverse=True))) if by_location else None
+
+    def named_link(match: re.Match) -> str:  # a small model often names the source instead of writing [n]
+        n = next(n for pattern, n in by_location.items() if re.fullmatch(pattern, match.group(0)))
+        cited.add(n)
+        return f"[{_escape(match.group(0))}]({CITE_SCHEME}{n})"
+
+    def links(part: str) -> str:
+        part = _CITATION.sub(link, part)
+        return mention.sub(named_link, part) if mention else part
+
     parts = _FENCE.split(text)
-    body = "".join(part if i % 2 else _CITATION.sub(link, part) for i, part in enumerate(parts))
+    body = "".join(part if i % 2 else links(part) for i, part in enumerate(parts))
     listed = [s for s in sources if s.number in cited] or list(sources[:MAX_LISTED])
     title = "Sources" if cited else "Sources given (none cited)"
     listing = "  \n".join(f"[\\[{s.number}\\] {_escape(s.location)}]({CITE_SCHEME}{s.number})" for s in listed)
