@@ -2,7 +2,9 @@
 
 Budgets are in tokens of the embedding model itself (`count_tokens`, see engine/rag/tokens.py), so a
 chunk never gets cut off by the model. The rules, in order:
-- A heading change starts a new chunk: a chunk never mixes two parts of a document.
+- A heading change starts a new chunk: a chunk never mixes two parts of a document. A heading with
+  nothing under it but deeper headings ("# Guide" then "## Setup") is not a chunk of its own: it
+  leads the next chunk, whose text then reads "Guide / Setup / ..." as the page does.
 - So does a new PDF page: a chunk lies on one page, so its citation opens the page that holds it.
 - Whole paragraphs (blank-line separated) are packed into a chunk up to `chunk_tokens`.
 - A paragraph longer than that is split at sentence ends, and a sentence still too long at spaces.
@@ -91,11 +93,24 @@ def chunk_sections(sections: Iterable, count_tokens: CountTokens, chunk_tokens: 
     if not 0 <= overlap_tokens <= chunk_tokens // 2:
         raise InvalidInput(f"The overlap must be between 0 and half a chunk ({chunk_tokens // 2} tokens).")
     pieces = _pieces(list(sections), count_tokens, chunk_tokens)
+    groups = [(key, list(group)) for key, group in itertools.groupby(
+        pieces, key=lambda p: (tuple(p.section.heading_path), p.section.page))]
     chunks: list[Chunk] = []
-    for (heading, _page), group in itertools.groupby(
-            pieces, key=lambda p: (tuple(p.section.heading_path), p.section.page)):
-        chunks.extend(_pack(list(group), heading, count_tokens, chunk_tokens, overlap_tokens))
+    carried: list[_Piece] = []
+    for number, ((heading, page), group) in enumerate(groups):
+        following = groups[number + 1][0] if number + 1 < len(groups) else None
+        if following and _only_titles(group, heading) and following[1] == page \
+                and following[0][:len(heading)] == heading and len(following[0]) > len(heading):
+            carried += group  # a title with only subsections under it leads the next chunk
+            continue
+        chunks.extend(_pack(carried + group, heading, count_tokens, chunk_tokens, overlap_tokens))
+        carried = []
     return chunks
+
+
+def _only_titles(group: list[_Piece], heading: tuple[str, ...]) -> bool:
+    """Whether a heading's group holds nothing but the heading's own title."""
+    return bool(heading) and all(p.text.strip() == heading[-1].strip() for p in group)
 
 
 def _pieces(sections: list, count_tokens: CountTokens, budget: int) -> list[_Piece]:

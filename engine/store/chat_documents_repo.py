@@ -72,6 +72,8 @@ class MessageSource:
                 return f"{name}, pages {self.page_start}-{self.page_end}"
             return f"{name}, page {self.page_start}"
         if self.line_start is not None:
+            if self.line_end is None or self.line_end == self.line_start:
+                return f"{name}, line {self.line_start}"
             return f"{name}, lines {self.line_start}-{self.line_end}"
         return name
 

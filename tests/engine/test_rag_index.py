@@ -457,3 +457,17 @@ def test_hybrid_retrieval_puts_the_right_paragraph_first(conn, repo, counter, em
     # each list alone misses some that the fusion finds: the words carry the German one, the meaning the rest
     assert all(first["bm25"][q] != topic for q, topic in PARAPHRASES)
     assert first["vector"]["Wann sollte man Fahrkarten für den Zug buchen?"] != "bahn"
+
+
+def test_a_title_with_only_subsections_under_it_leads_the_next_chunk():
+    sections = [
+        Section("Trip notes", lines=(1, 1), heading_path=("Trip notes",)),
+        Section("Flights", lines=(3, 3), heading_path=("Trip notes", "Flights")),
+        Section("The flight lands at 09:40.", lines=(5, 5), heading_path=("Trip notes", "Flights")),
+        Section("Budget", lines=(7, 7), heading_path=("Budget",)),  # a sibling, not a subsection: its own chunk
+        Section("Sixty euros a day.", lines=(9, 9), heading_path=("Budget",)),
+    ]
+    chunks = chunk_sections(sections, count_words, chunk_tokens=50, overlap_tokens=0)
+    assert [c.heading_path for c in chunks] == [("Trip notes", "Flights"), ("Budget",)]
+    assert chunks[0].text == "Trip notes\n\nFlights\n\nThe flight lands at 09:40."
+    assert (chunks[0].line_start, chunks[0].line_end) == (1, 5)
