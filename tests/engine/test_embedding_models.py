@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pytest
 
 from engine.errors import ChecksumMismatch
@@ -18,9 +19,12 @@ from engine.hub.sidecar import part_path, sidecar_path
 from engine.jobs import CancelToken
 from engine.library.library import Library
 from engine.paths import EmberPaths
+from engine.rag.embedder import EMBEDDING_CONTEXT, Embedder
 from engine.rag.embedding_models import RECOMMENDED, download, is_embedding_model
 from engine.rag.embedding_prefixes import Prefixes, prefixes_for
+from engine.runtime.registry import HostRegistry
 from engine.store.db import connect
+from tests.support.granite_like_gguf import TRAINED_CONTEXT, write_granite_like_gguf
 from tests.support.hub_fixtures import drain
 
 pytestmark = pytest.mark.timeout(60)
@@ -121,3 +125,26 @@ def test_the_recommended_model_gets_its_own_prefixes_and_minilm_none(minilm_gguf
     assert prefixes_for(minilm_gguf) == Prefixes()
     assert prefixes_for("multilingual-e5-small-q8_0.gguf") == Prefixes("query: ", "passage: ")
     assert prefixes_for("embeddinggemma-300M-Q8_0.gguf").query.startswith("task: search result")
+
+
+def test_the_bundled_llama_cpp_runs_a_model_shaped_like_the_recommended_one(tmp_path):
+    """The real file is not downloaded here; one with its architecture, tokenizer, pooling, width and
+    context (random weights) shows that this llama.cpp loads such a model and gives one vector per text."""
+    silu = write_granite_like_gguf(tmp_path / "granite-like-silu.gguf", "silu")
+    gelu = write_granite_like_gguf(tmp_path / "granite-like-gelu.gguf", "gelu")
+    info = inspect_gguf(silu)
+    assert info.architecture == "modern-bert" and is_embedding_model(info, silu)
+    embedder = Embedder(HostRegistry(), log_dir=tmp_path, threads=1)
+    texts = ["Wo liegt der höchste Berg Japans?", "富士山は日本最高峰の独立峰です。"]
+    try:
+        client = embedder.client(silu)
+        ready = client.info()
+        assert (ready["pooling"], ready["n_embd"]) == ("cls", RECOMMENDED.dimensions)
+        assert ready["n_ctx"] == min(EMBEDDING_CONTEXT, TRAINED_CONTEXT)
+        with_silu = client.embed(texts)
+        with_gelu = embedder.client(gelu).embed(texts)  # replaces the first host
+    finally:
+        embedder.stop()
+    assert with_silu.shape == (2, RECOMMENDED.dimensions)
+    assert np.allclose(np.linalg.norm(with_silu, axis=1), 1.0, atol=1e-4)
+    assert not np.allclose(with_silu, with_gelu, atol=1e-3)  # the activation key is read, not ignored
