@@ -45,7 +45,7 @@ class EmbeddingModelSpec:
 
 # IBM's Granite Embedding 97M Multilingual R2 (Apache-2.0): a ModernBERT encoder (SiLU feed-forward,
 # CLS pooling, its own 180k-token BPE vocabulary) that the bundled llama.cpp runs as "modern-bert".
-# IBM publishes no GGUF of it; this is a community Q8_0 conversion, not gated. It wants no query or
+# IBM publishes no GGUF of it; this is a community Q8_0 conversion (no gate known). It wants no query or
 # passage prefixes. Why this one and not EmbeddingGemma or multilingual-e5-small: the README.
 RECOMMENDED = EmbeddingModelSpec(
     repo_id="mykor/granite-embedding-97m-multilingual-r2-GGUF",
