@@ -43,15 +43,18 @@ class EmbeddingModelSpec:
         return dest if dest.is_file() else None
 
 
-# Provisional: the helper session that checks the candidates replaces these figures with checked ones.
+# IBM's Granite Embedding 97M Multilingual R2 (Apache-2.0): a ModernBERT encoder (SiLU feed-forward,
+# CLS pooling, its own 180k-token BPE vocabulary) that the bundled llama.cpp runs as "modern-bert".
+# IBM publishes no GGUF of it; this is a community Q8_0 conversion (no gate known). It wants no query or
+# passage prefixes. Why this one and not EmbeddingGemma or multilingual-e5-small: the README.
 RECOMMENDED = EmbeddingModelSpec(
-    repo_id="ember-provisional/multilingual-e5-small-GGUF",
-    filename="multilingual-e5-small-q8_0.gguf",
-    size_bytes=130_000_000,
+    repo_id="mykor/granite-embedding-97m-multilingual-r2-GGUF",
+    filename="granite-embedding-97M-multilingual-r2-Q8_0.gguf",
+    size_bytes=115_061_088,
     dimensions=384,
-    max_tokens=512,
-    licence="MIT",
-    summary="multilingual-e5-small: about 100 languages, 118 M parameters",
+    max_tokens=32_768,  # its trained context; the embedder asks for EMBEDDING_CONTEXT of it
+    licence="Apache-2.0",
+    summary="Granite Embedding 97M Multilingual R2 (IBM): 200+ languages, 97 M parameters, 115 MB",
 )
 
 
