@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     index.add_argument("--embedding-model", default=None,
                        help="a GGUF embedding model (needed when the collection is new)")
     index.add_argument("--threads", type=int, default=None, help="CPU threads for the embedding model")
+    index.add_argument("--retry-failed", action="store_true",
+                       help="read again the files that failed before (they are skipped while unchanged)")
     index.add_argument("--json", action="store_true", help="print one JSON object at the end")
     index.add_argument("paths", nargs="+", help="files and folders")
     index.set_defaults(func=run_index)
@@ -86,7 +88,7 @@ def run_index(args) -> int:
                 client = host.client()
                 with DocumentParser(log_dir=paths.logs) as parser:
                     events = index_collection(repo, collection.id, files, parser.parse, client.embed,
-                                              HostTokenCounter(client), cancel)
+                                              HostTokenCounter(client), cancel, retry_failed=args.retry_failed)
                     report = _drain(events, quiet=args.json)
             finally:
                 host.stop()

@@ -4,7 +4,8 @@ A slow engine call: a generator of Progress with a CancelToken. It is incrementa
 construction: a file's chunks, FTS rows and vectors are committed together when the file is done
 (`replace_document_chunks`), so after a kill or a Stop the next run finds the finished files
 unchanged by their SHA-256 and goes on with the rest. A deleted file leaves the index. A file that
-cannot be read is marked failed with its reason and the others go on. Parsing runs in the parser's
+cannot be read is marked failed with its reason and the others go on; it is not read again while
+its content stays the same (a bad file stays bad), unless the caller asks to retry failures. Parsing runs in the parser's
 child process one file ahead, so it overlaps the embedding of the current file (both cores busy).
 """
 
@@ -61,8 +62,8 @@ def find_files(sources: Iterable[str | Path]) -> list[Path]:
 
 
 def index_collection(repo: DocumentsRepository, collection_id: int, files: list[Path], parse: Callable,
-                     embed: Callable, count_tokens: Callable, cancel: CancelToken | None = None
-                     ) -> Iterator[Progress]:
+                     embed: Callable, count_tokens: Callable, cancel: CancelToken | None = None, *,
+                     retry_failed: bool = False) -> Iterator[Progress]:
     """Bring the collection's index up to date with `files`; returns an IndexReport.
 
     parse(path, cancel) -> ParsedDocument (a DocumentParser's), embed(texts, cancel) -> vectors (a host
@@ -80,12 +81,17 @@ def index_collection(repo: DocumentsRepository, collection_id: int, files: list[
         except OSError as exc:  # vanished or unreadable between the scan and now
             failed[str(path)] = f"It cannot be read: {exc.strerror or exc}."
     unchanged = repo.unchanged_paths(collection_id, hashes)
-    todo = [Path(p) for p in hashes if p not in unchanged]
+    still_bad = {} if retry_failed else repo.known_failures(collection_id, hashes)
+    failed.update(still_bad)
+    todo = [Path(p) for p in hashes if p not in unchanged and p not in still_bad]
     for path, reason in failed.items():
+        if path in still_bad:
+            continue  # its row says so already
         repo.upsert_document(collection_id, path, sha256=None, size=None, mtime=None, kind=document_kind(path),
                              status="failed", error=reason)
     parsed = indexed = chunks_total = 0
-    yield Progress(0, len(todo), "files", f"{len(unchanged)} unchanged, {len(todo)} to index")
+    yield Progress(0, len(todo), "files", f"{len(unchanged)} unchanged, {len(still_bad)} failed before, "
+                                          f"{len(todo)} to index")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ember-parse-ahead") as ahead:
         pending: Future | None = ahead.submit(_parse, parse, todo[0], cancel) if todo else None
         for number, path in enumerate(todo):

@@ -302,6 +302,14 @@ class DocumentsRepository:
             "SELECT path, sha256 FROM documents WHERE collection_id = ? AND status = 'indexed'", (collection_id,))}
         return {path for path, sha in sha256_by_path.items() if sha is not None and known.get(str(path)) == sha}
 
+    def known_failures(self, collection_id: int, sha256_by_path: Mapping[str, str]) -> dict[str, str]:
+        """The paths that failed before with the same content: path -> the reason it failed."""
+        known = {row["path"]: (row["sha256"], row["error"]) for row in self.conn.execute(
+            "SELECT path, sha256, error FROM documents WHERE collection_id = ? AND status = 'failed'",
+            (collection_id,))}
+        return {path: known[str(path)][1] or "It could not be read." for path, sha in sha256_by_path.items()
+                if sha is not None and str(path) in known and known[str(path)][0] == sha}
+
     def remove_document(self, document_id: int) -> None:
         """The row, its chunks, their FTS rows and vectors (cascades and the FTS delete trigger)."""
         with Transaction(self.conn, "remove the document from the index"):

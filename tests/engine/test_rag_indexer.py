@@ -80,19 +80,35 @@ def test_index_a_folder_then_only_what_changed(repo, folder, parser, embedding_c
     hits = search(repo.conn, [collection.id], query, embedding_client.embed([query])[0], k=3)
     assert hits[0].path == str(folder / "lisbon.pdf") and hits[0].page_start == 2
 
-    # nothing changed: nothing is parsed or embedded again (the broken file is tried again)
+    # nothing changed: nothing is parsed or embedded again, the broken file included (its reason is kept)
     report, parsed, _ = run(repo, collection.id, find_files([folder]), parser, embedding_client)
-    assert report.unchanged == 3 and parsed == ["broken.pdf"] and report.chunks == 0
+    assert report.unchanged == 3 and parsed == [] and report.chunks == 0
+    assert set(report.failed) == {str(folder / "broken.pdf")}
+    assert repo.find_document(collection.id, str(folder / "broken.pdf")).status == "failed"
 
     # one file changed, one deleted: only the changed one is redone; the deleted one leaves the index
     (folder / "bread.md").write_text("# Bread\n\nRye bread keeps for a week in a cloth bag.\n", encoding="utf-8")
     (folder / "trains.txt").unlink()
     report, parsed, _ = run(repo, collection.id, find_files([folder]), parser, embedding_client)
-    assert sorted(parsed) == ["bread.md", "broken.pdf"] and report.removed == [str(folder / "trains.txt")]
+    assert sorted(parsed) == ["bread.md"] and report.removed == [str(folder / "trains.txt")]
     assert repo.find_document(collection.id, str(folder / "trains.txt")) is None
     texts = " ".join(c.text for d in repo.list_documents(collection.id) for c in repo.chunks_of(d.id))
     assert "Rye bread" in texts and "sourdough" not in texts and "Vienna" not in texts
     assert repo.integrity_report().ok
+
+    # asked to, it reads the failed file again
+    events = index_collection(repo, collection.id, find_files([folder]), parser.parse, embedding_client.embed,
+                              HostTokenCounter(embedding_client), retry_failed=True)
+    report = drain(events)
+    assert report.parsed == 1 and set(report.failed) == {str(folder / "broken.pdf")}
+
+
+def drain(events):
+    try:
+        while True:
+            next(events)
+    except StopIteration as stop:
+        return stop.value
 
 
 def test_a_stopped_run_keeps_the_finished_files_and_the_next_run_goes_on(repo, folder, parser, embedding_client):
