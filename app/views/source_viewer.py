@@ -15,6 +15,7 @@ from PySide6.QtCore import QRect, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
+    QFontDatabase,
     QImage,
     QPainter,
     QPalette,
@@ -42,14 +43,17 @@ from app.controllers.source_controller import SourceController
 from app.views.widgets import named
 from engine.errors import EmberError
 from engine.rag.formats import document_kind
-from engine.rag.rendered_page import RenderedPage
+from engine.rag.rendered_page import DEFAULT_SCALE, RenderedPage
 from engine.rag.source_text import SourceText
 from engine.store.chat_documents_repo import MessageSource
 
 LINE_KINDS = ("text", "code", "markdown")  # shown as lines; PDFs as pages; the others as the passage
 HIGHLIGHT = QColor(255, 196, 0, 90)  # translucent: the text under it stays readable
 HIGHLIGHT_EDGE = QColor(230, 150, 0, 170)
-PAGE_MARGIN = 12  # pixels around the page in its scroll area
+MAX_HIGHLIGHT_LINES = 2_000  # one selection per highlighted line; a chunk has far fewer
+PAGE_MARGIN = 12
+SHARPER = 1.25  # a page shown this much larger than it was drawn is drawn again at the size shown
+MAX_SCALE = 4.0  # pixels around the page in its scroll area
 
 
 def view_kind(source: MessageSource) -> str:
@@ -147,6 +151,7 @@ class NumberedText(QPlainTextEdit):
         super().__init__(parent)
         self.setReadOnly(True)
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))  # code keeps its columns
         self.first_line = 1
         self.gutter = QWidget(self)
         self.gutter.paintEvent = self._paint_gutter
@@ -195,15 +200,17 @@ class NumberedText(QPlainTextEdit):
     def highlight_lines(self, first: int, last: int) -> None:
         """Highlight the file's lines first..last and scroll them into the middle of the view."""
         document = self.document()
-        start = document.findBlockByNumber(max(0, first - self.first_line))
-        end = document.findBlockByNumber(max(0, last - self.first_line))
-        cursor = QTextCursor(start)
-        cursor.setPosition(end.position() + max(0, end.length() - 1), QTextCursor.MoveMode.KeepAnchor)
-        selection = QTextEdit.ExtraSelection()
-        selection.cursor = cursor
-        selection.format.setBackground(HIGHLIGHT)
-        selection.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
-        self.setExtraSelections([selection])
+        selections = []
+        for number in range(max(first, self.first_line), min(last, first + MAX_HIGHLIGHT_LINES) + 1):
+            block = document.findBlockByNumber(number - self.first_line)
+            if not block.isValid():
+                break
+            selection = QTextEdit.ExtraSelection()  # an empty cursor with a full-width format: the whole line
+            selection.cursor = QTextCursor(block)
+            selection.format.setBackground(HIGHLIGHT)
+            selection.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+            selections.append(selection)
+        self.setExtraSelections(selections)
         self.scroll_to_line(first)
 
     def scroll_to_line(self, line: int) -> None:
@@ -226,6 +233,7 @@ class SourceViewer(QDialog):
         self.kind = view_kind(source)
         self.page = source.page_start or 1
         self.page_count: int | None = None
+        self.scale = DEFAULT_SCALE  # pixels per PDF point the pages are drawn at; higher when shown larger
         self.rendered: RenderedPage | None = None
         self.text: SourceText | None = None
         self.setWindowTitle(f"{self.name} — source")
@@ -311,6 +319,8 @@ class SourceViewer(QDialog):
         self.previous_button.clicked.connect(lambda: self.go_to_page(self.page - 1))
         self.next_button.clicked.connect(lambda: self.go_to_page(self.page + 1))
         self.fit_button.toggled.connect(lambda _: self._fit_page())
+        for button in (self.previous_button, self.next_button, self.fit_button):
+            button.setAutoDefault(False)  # Enter does not turn the page
         for button in (self.previous_button, self.next_button):
             button.setEnabled(False)
         bar.addWidget(self.previous_button)
@@ -337,7 +347,7 @@ class SourceViewer(QDialog):
             self._gone()
             return
         if self.kind == "pdf":
-            self.controller.render(self.path, self.page, self.source.text)
+            self.controller.render(self.path, self.page, self.source.text, self.scale)
             self.page_label.setText(f"Drawing page {self.page}…")
         elif self.kind == "lines":
             self.controller.read_text(self.path, self.source.line_start, self.source.line_end, self.source.text)
@@ -368,11 +378,13 @@ class SourceViewer(QDialog):
         self.page_label.setText(f"Drawing page {page}…")
         self.previous_button.setEnabled(page > 1)
         self.next_button.setEnabled(page < self.page_count)
-        self.controller.render(self.path, page, self.source.text)
+        self.controller.render(self.path, page, self.source.text, self.scale)
 
     def _page_ready(self, rendered: RenderedPage, image: QImage) -> None:
         if rendered.path != self.path or rendered.page != self.page:
             return  # another viewer's page, or one the user already moved past
+        new_page = self.rendered is None or self.rendered.page != rendered.page  # not the same one drawn sharper
+        first = self.rendered is None
         self.rendered = rendered
         self.page_count = rendered.page_count
         self.page_label.setText(f"Page {rendered.page} of {rendered.page_count}")
@@ -386,11 +398,13 @@ class SourceViewer(QDialog):
                        "indexed. Below is the passage as it was indexed, which is what the reply was given."
                        if missing else "")
         self._show_indexed(missing)
+        if first:
+            self.page_area.setFocus()  # the arrow keys scroll the page
         rects = self.canvas.highlight_rects()
-        if rects:
-            first = rects[0]
-            self.page_area.ensureVisible(first.center().x(), first.center().y(), 50, self.page_area.height() // 3)
-        else:
+        if rects and new_page:
+            top = rects[0]
+            self.page_area.ensureVisible(top.center().x(), top.center().y(), 50, self.page_area.height() // 3)
+        elif new_page:
             self.page_area.verticalScrollBar().setValue(0)
 
     def _cited_pages(self) -> range:
@@ -407,6 +421,10 @@ class SourceViewer(QDialog):
         else:  # the printed size: a PDF point is 1/72 inch
             width = round(self.rendered.width / self.rendered.scale * self.logicalDpiX() / 72)
         self.canvas.show_at_width(width)
+        needed = width * self.devicePixelRatioF() / (self.rendered.width / self.rendered.scale)
+        if needed > self.scale * SHARPER and self.scale < MAX_SCALE:  # shown larger than drawn: draw it again
+            self.scale = min(MAX_SCALE, round(needed, 1))
+            self.controller.render(self.path, self.page, self.source.text, self.scale)
 
     # --- text files -------------------------------------------------------------------------------
     def _text_ready(self, text: SourceText) -> None:

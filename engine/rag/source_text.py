@@ -19,9 +19,11 @@ from engine.rag.files import MAX_TEXT_FILE_BYTES, MiB, display_name, read_bytes
 from engine.rag.passage_match import PassageMatch, locate_passage, match_passage, words
 from engine.rag.text import decode_text, split_lines
 
-MAX_SHOWN_LINES = 20_000  # a file with more lines is shown as a window around the citation
-MAX_SHOWN_CHARS = 2_000_000  # likewise for a file with more characters
-CONTEXT_LINES = 2_000  # lines shown above and below the cited ones in a window
+# The viewer's text box takes about 25 ms of the UI thread per million characters (more would stall
+# the window), so a file with more lines or characters than these is shown as a window around the citation.
+MAX_SHOWN_LINES = 10_000
+MAX_SHOWN_CHARS = 1_000_000
+CONTEXT_LINES = 1_000  # lines shown above and below the cited ones in a window
 MAX_LINE_CHARS = 5_000  # a longer line is cut (with " …") in the view
 NEAR_LINES = 3  # the cited lines are looked at first, with this many lines around them (a small edit above)
 MAX_SEARCH_CHARS = 4_000_000  # a passage that moved is looked for in files up to this size
