@@ -72,12 +72,12 @@ def span(first: int | None, last: int | None) -> str:
 
 
 def where_cited(source: MessageSource) -> str:
-    if source.page_start is not None:
-        return f"page{'s' if (source.page_end or source.page_start) != source.page_start else ''} " \
-               f"{span(source.page_start, source.page_end)}"
-    if source.line_start is not None:
-        return f"line{'s' if (source.line_end or source.line_start) != source.line_start else ''} " \
-               f"{span(source.line_start, source.line_end)}"
+    """ "page 3", "pages 3–4", "lines 10–24"; "" for a source without pages or lines."""
+    for word, first, last in (("page", source.page_start, source.page_end),
+                              ("line", source.line_start, source.line_end)):
+        if first is not None:
+            plural = "s" if last is not None and last != first else ""
+            return f"{word}{plural} {span(first, last)}"
     return ""
 
 
