@@ -64,6 +64,13 @@ class UnsafeXml(DocumentError):
                     "Ember does not read such files. Save a fresh copy from a word processor.")
 
 
+class NoSuchPage(DocumentError):
+    """A PDF page asked for by number that the file does not have (it changed since it was indexed)."""
+
+    kind = "no_page"
+    default_hint = "The file may have changed since it was indexed: index its collection again."
+
+
 class ReaderStopped(DocumentError):
     """The parser child crashed, ran past its time limit or ran out of memory on this file."""
 
@@ -75,7 +82,7 @@ class ReaderStopped(DocumentError):
 ERRORS_BY_KIND: dict[str, type[DocumentError]] = {
     cls.kind: cls
     for cls in (DocumentError, UnsupportedFormat, EncryptedDocument, DamagedDocument, NotText, EmptyDocument,
-                DocumentTooBig, ZipBomb, UnsafeXml, ReaderStopped)
+                DocumentTooBig, ZipBomb, UnsafeXml, NoSuchPage, ReaderStopped)
 }
 
 

@@ -1,9 +1,13 @@
 """The document reader child: `python -m engine.rag.parse_child`, started by DocumentParser (parser.py).
 
 Protocol (the supervisor's, engine/runtime/child.py):
-- stdin: one request a line, {"id": 1, "path": "/docs/a.pdf", "result": "/tmp/ember-parse-x/1.json"};
+- stdin: one request a line, either
+  {"id": 1, "path": "/docs/a.pdf", "result": "/tmp/ember-parse-x/1.json"} (read a document; "op": "parse"), or
+  {"id": 2, "op": "render", "path": "/docs/a.pdf", "page": 3, "passage": "...", "result": "/tmp/p.png",
+   "scale": 2.0} (draw one PDF page, find the passage on it: page_render.py);
 - stdout: {"type": "ready"} once, then one event per request, in order:
   {"type": "parsed", "id", "path", "result", "sections"}: the ParsedDocument is in the `result` file;
+  {"type": "rendered", "id", **RenderedPage.to_dict()}: the PNG is in `png_path`, the highlights in the event;
   {"type": "failed", "id", "path", "kind", "reason", "hint"}: a DocumentError's kind and words.
 The document travels in a file, not in the event: the supervisor cuts lines over 256 KiB and drops
 events beyond 1000 unread ones, and a book's text is bigger than both.
@@ -25,6 +29,8 @@ import traceback
 from engine.rag.errors import DocumentError, DocumentTooBig
 from engine.rag.files import display_name
 from engine.rag.loaders import load_document  # the readers load before "ready": a file's time is its own
+from engine.rag.page_render import render_page
+from engine.rag.rendered_page import DEFAULT_SCALE
 from engine.runtime.child_protocol import emit
 
 TEST_HOOKS_ENV = "EMBER_PARSE_TEST_HOOKS"  # "1": file names with the words below crash, hang or fill the memory
@@ -45,12 +51,16 @@ def read_requests(requests: queue.Queue) -> None:
 
 
 def handle(request: dict, hooks: bool = False) -> dict:
-    """Read one document; the event that answers the request."""
+    """Read one document (or draw one page); the event that answers the request."""
     path = str(request.get("path", ""))
     answer = {"id": request.get("id"), "path": path}
     try:
         if hooks:
             _test_hook(path)
+        if request.get("op") == "render":
+            page = render_page(path, int(request["page"]), str(request.get("passage") or ""), request["result"],
+                               float(request.get("scale") or DEFAULT_SCALE))
+            return {**page.to_dict(), **answer, "type": "rendered"}
         document = load_document(path)
         with open(request["result"], "w", encoding="utf-8") as file:
             json.dump(document.to_dict(), file)

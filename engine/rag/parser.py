@@ -24,6 +24,7 @@ from engine.rag.document import ParsedDocument
 from engine.rag.errors import DocumentError, ReaderStopped, error_from_event
 from engine.rag.files import display_name
 from engine.rag.formats import document_kind, unsupported
+from engine.rag.rendered_page import DEFAULT_SCALE, RenderedPage
 from engine.runtime.child import EXIT_AFTER_STDOUT_S, ChildProcess, Limits
 
 # 2 GiB of address space: Python, PDFium and a 32 MiB text file's text several times over fit in it;
@@ -31,11 +32,13 @@ from engine.runtime.child import EXIT_AFTER_STDOUT_S, ChildProcess, Limits
 # 2000-page book reads in a fraction of that (see the report's pages/s); a hang costs 2 minutes.
 DEFAULT_LIMITS = Limits(memory_bytes=2 * 1024**3, wall_s=120.0)
 START_TIMEOUT_S = 60.0  # Python and the readers' imports; slow only on a cold, busy machine
+ANSWERS = ("parsed", "rendered", "failed")  # the events that answer a request
 STOP_TIMEOUT_S = 0.5  # a child past its time is not asked twice: stdin closed, then SIGTERM, then SIGKILL
 
 
 class DocumentParser:
-    """`parse(path, cancel)` -> ParsedDocument, or the file's DocumentError. One file at a time; `close()` at the end.
+    """`parse(path, cancel)` -> ParsedDocument, or the file's DocumentError; `render_page(...)` -> RenderedPage
+    (one PDF page drawn for the source viewer). One request at a time; `close()` at the end.
 
     `limits.wall_s` is per file (the child's own life has no limit); `limits.memory_bytes` is the child's.
     """
@@ -61,23 +64,30 @@ class DocumentParser:
             raise Cancelled("Reading documents was stopped.")
         if document_kind(path) is None:  # no need to ask the child
             raise unsupported(path)
-        with self._lock:
-            child = self._running_child(cancel)
-            self._requests += 1
-            request = {"id": self._requests, "path": str(path), "result": str(self._folder / f"{self._requests}.json")}
-            try:
-                child.process.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
-                child.process.stdin.flush()
-            except OSError:  # it died just now: the wait below says how
-                pass
-            event = self._answer(child, request["id"], path, cancel)
-            if event["type"] == "failed":
-                raise error_from_event(event)
-            result = Path(event["result"])
-            try:
-                return ParsedDocument.from_dict(json.loads(result.read_text(encoding="utf-8")))
-            finally:
-                result.unlink(missing_ok=True)
+        event = self._ask(lambda folder, number: {"result": str(folder / f"{number}.json")}, path, cancel)
+        result = Path(event["result"])
+        try:
+            return ParsedDocument.from_dict(json.loads(result.read_text(encoding="utf-8")))
+        finally:
+            result.unlink(missing_ok=True)
+
+    def render_page(self, path: str | Path, page: int, passage: str, out_png: str | Path,
+                    scale: float = DEFAULT_SCALE, cancel: CancelToken | None = None) -> RenderedPage:
+        """Draw one page (1-based) of a PDF to `out_png` in the child, with the passage's lines on it.
+
+        Under the same limits as `parse`; raises the file's DocumentError (NoSuchPage for a page it
+        does not have, ReaderStopped for a crash or time-out) or Cancelled. The caller owns the PNG.
+        """
+        path = Path(path).absolute()
+        cancel = cancel or CancelToken()
+        if cancel.cancelled:
+            raise Cancelled("Reading documents was stopped.")
+        if document_kind(path) != "pdf":
+            raise DocumentError(f"{display_name(path)} is not a PDF: Ember draws pages of PDF files only.",
+                                "Open it in the system viewer.", path=str(path))
+        request = {"op": "render", "page": int(page), "passage": passage, "result": str(Path(out_png).absolute()),
+                   "scale": float(scale)}
+        return RenderedPage.from_dict(self._ask(lambda folder, number: request, path, cancel))
 
     def parse_many(self, paths: Iterable[str | Path],
                    cancel: CancelToken | None = None) -> Iterator[ParsedDocument | DocumentError]:
@@ -106,6 +116,23 @@ class DocumentParser:
         self.close()
 
     # --- the child ------------------------------------------------------------------------------
+    def _ask(self, fields, path: Path, cancel: CancelToken) -> dict:
+        """Send one request about `path` (`fields(results folder, request number)` adds its own fields)
+        and wait for its answer; a "failed" answer is raised as its DocumentError."""
+        with self._lock:
+            child = self._running_child(cancel)
+            self._requests += 1
+            request = {"id": self._requests, "path": str(path), **fields(self._folder, self._requests)}
+            try:
+                child.process.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
+                child.process.stdin.flush()
+            except OSError:  # it died just now: the wait below says how
+                pass
+            event = self._answer(child, request["id"], path, cancel)
+        if event["type"] == "failed":
+            raise error_from_event(event)
+        return event
+
     def _running_child(self, cancel: CancelToken) -> ChildProcess:
         if self._child is not None and self._child.alive:
             return self._child
@@ -136,7 +163,7 @@ class DocumentParser:
         deadline = time.monotonic() + wall_s if wall_s is not None else None
         while True:
             event = child.next_event(0.05)
-            if event is not None and event.get("id") == request_id and event.get("type") in ("parsed", "failed"):
+            if event is not None and event.get("id") == request_id and event.get("type") in ANSWERS:
                 return event
             if cancel.cancelled:
                 self._stop_child(timeout=STOP_TIMEOUT_S)

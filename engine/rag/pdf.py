@@ -69,21 +69,26 @@ def _clean(line: str) -> str:
     return line.replace("\ufffe", "").replace("\x00", "").replace("\r", "").rstrip()
 
 
-def _pdfium_says(error: Exception) -> str:
+def pdfium_says(error: Exception) -> str:
     """PDFium's words in pypdfium2's error ("Failed to load document (PDFium: Data format error).")."""
     found = re.search(r"PDFium: ([^)]+)", str(error))
     return f"PDFium: {found.group(1).lower()}" if found else str(error)
 
 
-def load_pdf(path: Path) -> ParsedDocument:
+def open_pdf(path: Path) -> pdfium.PdfDocument:
+    """The PDF opened by PDFium after the size check; EncryptedDocument or DamagedDocument when it cannot be."""
     check_size(path, MAX_PDF_BYTES)
     try:
-        pdf = pdfium.PdfDocument(str(path))
+        return pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
         if "password" in str(exc).lower() or "security" in str(exc).lower():
             raise EncryptedDocument(f"{display_name(path)} is password-protected.", path=str(path)) from exc
-        raise DamagedDocument(f"{display_name(path)} is damaged or not a PDF ({_pdfium_says(exc)}).",
+        raise DamagedDocument(f"{display_name(path)} is damaged or not a PDF ({pdfium_says(exc)}).",
                               path=str(path)) from exc
+
+
+def load_pdf(path: Path) -> ParsedDocument:
+    pdf = open_pdf(path)
     sections: list[Section] = []
     chars = 0
     try:
@@ -103,7 +108,7 @@ def load_pdf(path: Path) -> ParsedDocument:
                 sections.extend(Section(piece, page=number) for piece in split_long(paragraph))
             check_text_total(path, chars)
     except pdfium.PdfiumError as exc:
-        raise DamagedDocument(f"{display_name(path)} is damaged: a page cannot be read ({_pdfium_says(exc)}).",
+        raise DamagedDocument(f"{display_name(path)} is damaged: a page cannot be read ({pdfium_says(exc)}).",
                               path=str(path)) from exc
     finally:
         pdf.close()
