@@ -13,6 +13,7 @@ from app.controllers.chat_controller import ChatController
 from app.controllers.library_controller import LibraryController
 from app.controllers.reply_controller import ReplyController
 from app.controllers.runtime_controller import RuntimeController
+from app.controllers.source_controller import SourceController
 from app.controllers.status_controller import StatusController
 from app.services import Services
 from app.workers import WorkerRunner
@@ -28,6 +29,7 @@ class WindowControllers:
     chat: ChatController
     replies: ReplyController
     status: StatusController
+    sources: SourceController  # draws cited pages and reads cited files for the source viewer
 
 
 def build_controllers(services: Services, runner: WorkerRunner, parent) -> WindowControllers:
@@ -38,4 +40,5 @@ def build_controllers(services: Services, runner: WorkerRunner, parent) -> Windo
     chat = ChatController(services, notices, parent)
     replies = ReplyController(services, runner, chat, runtime, parent)
     status = StatusController(services, parent)
-    return WindowControllers(services, runner, notices, library, runtime, chat, replies, status)
+    sources = SourceController(runner, log_dir=services.paths.logs, parent=parent)
+    return WindowControllers(services, runner, notices, library, runtime, chat, replies, status, sources)

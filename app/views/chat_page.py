@@ -15,6 +15,7 @@ from app.controllers.chat_controller import ChatController
 from app.controllers.library_controller import LibraryController
 from app.controllers.reply_controller import ReplyController
 from app.controllers.runtime_controller import RuntimeController
+from app.controllers.source_controller import SourceController
 from app.models.message_model import MessageModel
 from app.views.citation_popup import CitationPopup
 from app.views.composer import Composer
@@ -25,6 +26,7 @@ from app.views.model_bar import ModelBar
 from app.views.retrieval_inspector import RetrievalInspector
 from app.views.session_pane import SessionPane
 from app.views.session_settings import SessionSettings
+from app.views.source_viewer import open_source
 from app.views.widgets import named
 from engine.errors import EmberError
 
@@ -34,9 +36,10 @@ class ChatPage(QWidget):
     error_shown = Signal(object)  # EmberError
 
     def __init__(self, chat: ChatController, replies: ReplyController, runtime: RuntimeController,
-                 library: LibraryController, parent=None):
+                 library: LibraryController, parent=None, *, sources: SourceController | None = None):
         super().__init__(parent)
         self.chat, self.replies, self.runtime, self.library = chat, replies, runtime, library
+        self.sources = sources  # draws the cited page (None: the system viewer opens the file)
         self.setObjectName("chatPage")
         self.overflow_dialog = None
         self.details_dialog = None
@@ -364,7 +367,11 @@ class ChatPage(QWidget):
         inspector.show()
 
     def open_source(self, source) -> None:
-        """Open a cited document at its passage."""
+        """Open a cited document at its passage: the page drawn with the passage marked, or the file at
+        its lines (the viewer says so when the file is gone or changed)."""
+        if self.sources is not None:
+            self.source_viewer = open_source(self.sources, source, self)
+            return
         if not Path(source.path).is_file():
             self.error_shown.emit(EmberError(f"{Path(source.path).name} is not there any more ({source.path}).",
                                              "The passage the reply was given is still shown in the citation."))

@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
             "QListWidget#navigation::item { padding: 7px 10px; border-radius: 4px; }"
             "QListWidget#navigation::item:selected { background: palette(highlight); color: palette(highlighted-text); }")
         self.stack = QStackedWidget()
-        self.chat_page = ChatPage(self.chat, self.replies, self.runtime, self.library)
+        self.chat_page = ChatPage(self.chat, self.replies, self.runtime, self.library, sources=c.sources)
         self.stack.addWidget(self.chat_page)
         self._pending_pages: dict[int, PageSpec] = {}  # built after the first paint (their imports may be heavy)
         for row, spec in enumerate(LATER_PAGES, start=1):
@@ -274,6 +274,7 @@ class MainWindow(QMainWindow):
         self.replies.stop()
         self.runtime.cancel_load()
         self.runner.shutdown()
+        self.controllers.sources.close()  # the document child that draws cited pages
         for row in range(self.stack.count()):  # pages that keep work for the next start (downloads)
             page = self.stack.widget(row)
             if hasattr(page, "window_closed"):

@@ -1,6 +1,6 @@
 """Chat with documents, as a user does it: tick a collection in the chat's settings, ask, and the reply
-lists its sources; a click on one shows the passage, and "Why this source?" opens the inspector with
-every retrieved chunk and its ranks. Real parts: the window, the SmolLM2 and MiniLM hosts, SQLite."""
+lists its sources; a click on one shows the passage, "Open the document here" shows the PDF page with
+the passage marked, and "Why this source?" opens the inspector with every retrieved chunk and its ranks. Real parts: the window, the SmolLM2 and MiniLM hosts, SQLite."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QStyleOptionViewItem
 from app.views import message_layout as ml
 from app.views.citation_popup import CitationPopup
 from app.views.retrieval_inspector import RetrievalInspector
+from app.views.source_viewer import SourceViewer
 from engine.paths import EmberPaths
 from engine.rag.indexer import find_files, index_collection
 from engine.rag.parser import DocumentParser
@@ -93,6 +94,13 @@ def test_ask_with_a_collection_and_follow_a_citation(qtbot, open_window, ember_h
     popup = window.findChild(CitationPopup, "citationPopup")
     assert popup is not None and popup.isVisible()
     assert "Tram 28" in popup.snippet.toPlainText()
+
+    qtbot.mouseClick(popup.open_button, Qt.MouseButton.LeftButton)  # the page, drawn, with the passage marked
+    viewer = window.findChild(SourceViewer)
+    assert viewer is not None
+    qtbot.waitUntil(lambda: viewer.rendered is not None, timeout=30000)
+    assert viewer.rendered.page == 2 and viewer.rendered.highlights
+    viewer.close()
 
     qtbot.mouseClick(popup.inspect_button, Qt.MouseButton.LeftButton)
     inspector = window.findChild(RetrievalInspector, "retrievalInspector")
