@@ -19,7 +19,6 @@ from engine.commands.output import EXIT_ERROR, EXIT_OK, print_json
 from engine.errors import InvalidInput, NotFound
 from engine.jobs import CancelToken
 
-EMBEDDING_CONTEXT = 2048  # the host caps it at the model's trained context
 CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -46,19 +45,13 @@ def register(subparsers) -> None:
     ask.set_defaults(func=run_ask)
 
 
-def _embedding_host(model_path: str, threads: int | None):
-    from engine.commands.model_args import logs_dir
-    from engine.runtime.supervisor import HostSettings, RuntimeHost
-
-    return RuntimeHost(HostSettings(model_path=model_path, context_length=EMBEDDING_CONTEXT, gpu_layers=0,
-                                    threads=threads, role="embedding"), log_dir=logs_dir())
-
-
 def run_index(args) -> int:
+    from engine.commands.model_args import logs_dir
     from engine.paths import EmberPaths
-    from engine.rag.indexer import find_files, index_collection
+    from engine.rag.embedder import Embedder
+    from engine.rag.index_job import collection_files, index_sources
     from engine.rag.parser import DocumentParser
-    from engine.rag.tokens import HostTokenCounter
+    from engine.runtime.registry import HostRegistry
     from engine.store.db import connect
     from engine.store.documents_repo import DocumentsRepository
     from engine.store.lock import HomeLock
@@ -76,24 +69,19 @@ def run_index(args) -> int:
                 resolved = Path(path).expanduser().resolve()
                 if not any(s.path == str(resolved) for s in repo.list_sources(collection.id)):
                     repo.add_source(collection.id, str(resolved), "folder" if resolved.is_dir() else "file")
-            files = find_files(s.path for s in repo.list_sources(collection.id))
-            if not files:
+            if not collection_files(repo, collection.id).files:
                 raise InvalidInput(f"No documents were found in {', '.join(args.paths)}.",
                                    "Ember reads PDF, DOCX, EPUB, Markdown, HTML, text and source code files.")
-            cancel = CancelToken()
-            host = _embedding_host(collection.embedding_model_path, args.threads)
-            try:
-                for _ in host.start(cancel):
-                    pass
-                client = host.client()
-                with DocumentParser(log_dir=paths.logs) as parser:
-                    events = index_collection(repo, collection.id, files, parser.parse, client.embed,
-                                              HostTokenCounter(client), cancel, retry_failed=args.retry_failed)
-                    report = _drain(events, quiet=args.json)
-            finally:
-                host.stop()
         finally:
             conn.close()
+        embedder = Embedder(HostRegistry(), logs_dir(), threads=args.threads)
+        try:
+            with DocumentParser(log_dir=paths.logs) as parser:
+                events = index_sources(paths.db, collection.id, embedder, parser, CancelToken(),
+                                       retry_failed=args.retry_failed)
+                report = _drain(events, quiet=args.json)
+        finally:
+            embedder.stop()
     if args.json:
         print_json({"collection": collection.name, "files": report.files, "unchanged": report.unchanged,
                     "indexed": report.indexed, "failed": report.failed, "removed": report.removed,
@@ -139,8 +127,13 @@ def _drain(events, quiet: bool):
 
 
 def run_ask(args) -> int:
+    from engine.commands.model_args import logs_dir
     from engine.paths import EmberPaths
+    from engine.rag.embedder import Embedder
+    from engine.rag.embedding_prefixes import prefixes_for
+    from engine.rag.index_job import embedding_model_of
     from engine.rag.retrieve import search
+    from engine.runtime.registry import HostRegistry
     from engine.store.db import connect_read_only
     from engine.store.documents_repo import DocumentsRepository
 
@@ -153,12 +146,12 @@ def run_ask(args) -> int:
         if collection is None:
             raise NotFound(f"There is no collection named {args.collection!r}.",
                            "Make it with: ember index --collection NAME --embedding-model PATH FOLDER")
-        host = _embedding_host(collection.embedding_model_path, args.threads)
+        model = embedding_model_of(DocumentsRepository(conn), collection.id)
+        embedder = Embedder(HostRegistry(), logs_dir(), threads=args.threads)
         try:
-            host.start_blocking()
-            vector = host.client().embed([args.question])[0]
+            vector = embedder.client(model).embed([prefixes_for(model).query + args.question])[0]
         finally:
-            host.stop()
+            embedder.stop()
         hits = search(conn, [collection.id], args.question, vector, k=args.k)
     finally:
         conn.close()

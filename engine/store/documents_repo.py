@@ -310,6 +310,49 @@ class DocumentsRepository:
         return {path: known[str(path)][1] or "It could not be read." for path, sha in sha256_by_path.items()
                 if sha is not None and str(path) in known and known[str(path)][0] == sha}
 
+    def same_stat(self, collection_id: int, stats: Mapping[str, tuple[int, float]]) -> dict[str, str]:
+        """The paths whose indexed or failed row has this (size, mtime): path -> that status. The indexer
+        takes them as unchanged without reading them."""
+        rows = {row["path"]: row for row in self.conn.execute(
+            "SELECT path, size, mtime, status FROM documents WHERE collection_id = ? AND status IN ('indexed', 'failed')"
+            " AND sha256 IS NOT NULL", (collection_id,))}
+        return {path: rows[path]["status"] for path, (size, mtime) in stats.items()
+                if path in rows and rows[path]["size"] == size and rows[path]["mtime"] == mtime}
+
+    def failure_reasons(self, collection_id: int, paths: Iterable[str]) -> dict[str, str]:
+        wanted = {str(p) for p in paths}
+        if not wanted:
+            return {}
+        rows = self.conn.execute("SELECT path, error FROM documents WHERE collection_id = ? AND status = 'failed'",
+                                 (collection_id,))
+        return {row["path"]: row["error"] or "It could not be read." for row in rows if row["path"] in wanted}
+
+    @database_errors("save the document's size and time")
+    def record_stat(self, collection_id: int, path: str, size: int, mtime: float) -> None:
+        """A file touched but not changed (same SHA-256): its new size and time, so the next run need not hash it."""
+        self.conn.execute("UPDATE documents SET size = ?, mtime = ? WHERE collection_id = ? AND path = ?",
+                          (size, mtime, collection_id, str(path)))
+
+    def mark_to_index(self, collection_id: int, paths: Iterable[str]) -> None:
+        """Before a run reads them: a new file gets a `pending` row (the page lists it at once), an indexed
+        one whose content changed becomes `changed` (its old chunks answer until the new ones replace
+        them), a failed one being read again becomes `pending`."""
+        with Transaction(self.conn, "list the files to index"):
+            for path in paths:
+                self.conn.execute(
+                    "INSERT INTO documents (collection_id, path, status) VALUES (?, ?, 'pending')"
+                    " ON CONFLICT (collection_id, path) DO UPDATE SET"
+                    " status = CASE status WHEN 'indexed' THEN 'changed' WHEN 'failed' THEN 'pending' ELSE status END,"
+                    " error = NULL", (collection_id, str(path)))
+
+    def document_rows(self, collection_id: int) -> list[tuple[Document, int, int]]:
+        """Each document with its chunk count and tokens, for the Documents page's table."""
+        rows = self.conn.execute(
+            "SELECT d.*, count(c.id) AS n_chunks, coalesce(sum(c.token_count), 0) AS n_tokens FROM documents d"
+            " LEFT JOIN chunks c ON c.document_id = d.id WHERE d.collection_id = ? GROUP BY d.id ORDER BY d.path",
+            (collection_id,))
+        return [(_document(r), r["n_chunks"], r["n_tokens"]) for r in rows]
+
     def remove_document(self, document_id: int) -> None:
         """The row, its chunks, their FTS rows and vectors (cascades and the FTS delete trigger)."""
         with Transaction(self.conn, "remove the document from the index"):

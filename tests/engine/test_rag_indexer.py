@@ -117,8 +117,8 @@ def test_a_stopped_run_keeps_the_finished_files_and_the_next_run_goes_on(repo, f
     cancel = CancelToken()
     events = index_collection(repo, collection.id, files, parser.parse, embedding_client.embed,
                               HostTokenCounter(embedding_client), cancel)
-    next(events)  # the plan
-    next(events)  # the first file is done
+    while next(events).done < 1:  # the plan, then the first file's progress until it is done
+        pass
     cancel.cancel()
     for _ in events:
         pass
