@@ -1,30 +1,25 @@
-"""The Models page's controller: Hub search and detail, fit estimates, the download queue.
+"""The Models page's controller: Hub search and detail, fit estimates; downloads go to the window's queue.
 
-Every Hub call and every download runs on a worker; each download has its own thread. The queue's
-sidecar files are its state, so downloads left unfinished by a crash resume when the window opens.
-The library itself belongs to the library controller: a finished download asks it to rescan, and
-its change notice refits the files shown here (a file downloaded before is fitted from its header).
+Every Hub call runs on a worker. Downloads belong to the window's DownloadsController (the Documents
+page downloads its embedding model through it too); a finished one makes the library controller
+rescan, and its change notice refits the files shown here (a file downloaded before is fitted from
+its header).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
 from app.changes import ChangeNotice, Changes
-from app.controllers.library_controller import LibraryController
+from app.controllers.downloads_controller import DownloadsController, FilePart
 from app.services import Services
 from app.workers import Worker, WorkerRunner
 from engine.errors import EmberError
 from engine.gguf.inspect import ModelInfo
-from engine.hub.client import current_endpoint
-from engine.hub.download import DownloadOptions
 from engine.hub.files import GgufFile
-from engine.hub.queue import DownloadQueue, QueueItem
 from engine.hub.search import repo_detail, search_models
-from engine.jobs import Progress
 from engine.library.library import info_from_row
 from engine.runtime.bandwidth import memory_bandwidth
 from engine.runtime.fit import FitEstimate, estimate_fit, speed_calibration
@@ -40,12 +35,6 @@ class FileChoice:
     fit: FitEstimate | None
 
 
-@dataclass(frozen=True)
-class DownloadRow:
-    item: QueueItem
-    progress: Progress | None = None
-
-
 def _machine(paths):
     """This machine now (free memory changes) and its memory bandwidth (measured once, then cached)."""
     return probe_hardware(check_offload=True), memory_bandwidth(paths)
@@ -54,25 +43,21 @@ def _machine(paths):
 class ModelsController(QObject):
     results_ready = Signal(object)  # list[ModelSummary]
     detail_ready = Signal(object, object)  # RepoDetail, list[FileChoice]
-    downloads_changed = Signal(object)  # list[DownloadRow]
-    download_progress = Signal(object)  # DownloadRow
     busy = Signal(str)  # what is being fetched ("" when idle)
     error = Signal(object)  # EmberError
     notice = Signal(str)
 
-    def __init__(self, services: Services, runner: WorkerRunner, library: LibraryController, notices: ChangeNotice,
-                 parent=None, options: DownloadOptions | None = None) -> None:
+    def __init__(self, services: Services, runner: WorkerRunner, downloads: DownloadsController,
+                 notices: ChangeNotice, parent=None) -> None:
         super().__init__(parent)
         self.services = services
         self.runner = runner
-        self.library = library
+        self.downloads = downloads
         self._context_length = 4096
         notices.changed.connect(self._on_changes)
-        self.endpoint = current_endpoint()
-        self.queue = DownloadQueue(services.paths, self.endpoint, options=options)
+        self.endpoint = downloads.endpoint
         self._hardware = None  # as last probed for a fit
         self._detail = None
-        self._workers: dict[str, Worker] = {}
         self._latest: dict[str, Worker] = {}  # the newest search and detail asked for
 
     # --- search and detail --------------------------------------------------------------------
@@ -154,81 +139,10 @@ class ModelsController(QObject):
 
     # --- downloads ----------------------------------------------------------------------------
     def download(self, choice: FileChoice) -> None:
-        repo_id = self._detail.summary.repo_id if self._detail else None
-        if repo_id is None:
-            return
-        try:
-            for part in choice.file.parts:
-                item = self.queue.enqueue(repo_id, part.path, sha256=part.sha256, size=part.size)
-                self._start(item.key)
-        except EmberError as error:
-            self.error.emit(error)
-        self.refresh_downloads()
-
-    def resume_unfinished(self) -> None:
-        """At start: continue what a closed or killed Ember left downloading."""
-        for item in self.queue.to_resume():
-            self._start(item.key)
-        self.refresh_downloads()
-
-    def resume(self, key: str) -> None:
-        try:
-            self.queue.resume(key)  # paused or failed → queued; the part on disk is kept
-        except EmberError as error:
-            self.error.emit(error)
-            return
-        self._start(key)
-        self.refresh_downloads()
-
-    def pause(self, key: str) -> None:
-        self.queue.pause(key)
-        self.refresh_downloads()
-
-    def remove(self, key: str) -> None:
-        self.queue.remove(key)
-        self.refresh_downloads()
-
-    def _start(self, key: str) -> None:
-        running = self._workers.get(key)
-        if running is not None and not running.done.is_set():
-            return  # (a worker that has ended but whose `finished` is still queued may be replaced)
-        try:
-            item = replace(self.queue.get(key), state="downloading", running=True)
-        except EmberError as error:
-            self.error.emit(error)
-            return
-        worker = Worker(self.queue.run, key)
-        worker.kwargs["cancel"] = worker.cancel  # pausing, or closing the window, stops it (the part is kept)
-        # progress rows are made from this item, without reading the queue's files on the UI thread
-        worker.progress.connect(lambda p, item=item: self.download_progress.emit(
-            DownloadRow(replace(item, done=int(p.done), size=int(p.total or item.size or 0) or None), p)))
-        worker.result.connect(lambda path: self._on_downloaded(path))
-        worker.error.connect(self.error)
-        worker.finished.connect(lambda key=key, worker=worker: self._on_download_finished(key, worker))
-        self._workers[key] = worker
-        self.runner.start(worker, long=True)
-
-    def _on_downloaded(self, path) -> None:
-        if path:
-            self.notice.emit(f"{Path(path).name} is downloaded and verified.")
-            self.library.downloaded()
-
-    def _on_download_finished(self, key: str, worker: Worker) -> None:
-        if self._workers.get(key) is worker:
-            del self._workers[key]
-        self.refresh_downloads()
-
-    def refresh_downloads(self) -> None:
-        self.downloads_changed.emit([DownloadRow(item) for item in self.queue.items()])
-
-    def requeue_interrupted(self) -> None:
-        """After the window's jobs were stopped (it is closing): the downloads that were running were
-        saved as paused; mark them queued so that the next start continues them (`resume_unfinished`)."""
-        for key in list(self._workers):
-            try:
-                self.queue.resume(key)
-            except EmberError:
-                pass  # removed meanwhile
+        """The chosen file (every part of a split one) goes to the window's download queue."""
+        if self._detail is not None:
+            self.downloads.download(self._detail.summary.repo_id,
+                                    [FilePart(p.path, p.sha256, p.size) for p in choice.file.parts])
 
     def _on_changes(self, changes: Changes) -> None:
         """The library changed (a download, a deletion, a hash): the shown files' fit may change with it."""

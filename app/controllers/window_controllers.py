@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from app.changes import ChangeNotice
 from app.controllers.chat_controller import ChatController
+from app.controllers.downloads_controller import DownloadsController
 from app.controllers.library_controller import LibraryController
 from app.controllers.reply_controller import ReplyController
 from app.controllers.runtime_controller import RuntimeController
@@ -25,6 +26,7 @@ class WindowControllers:
     runner: WorkerRunner
     notices: ChangeNotice
     library: LibraryController
+    downloads: DownloadsController  # every page's downloads, one queue
     runtime: RuntimeController
     chat: ChatController
     replies: ReplyController
@@ -36,9 +38,10 @@ def build_controllers(services: Services, runner: WorkerRunner, parent) -> Windo
     """Every shared controller, in dependency order (the library before the runtime before the replies)."""
     notices = ChangeNotice(parent)
     library = LibraryController(services, runner, notices, parent)
+    downloads = DownloadsController(services, runner, library, parent)
     runtime = RuntimeController(services, runner, library, parent)
     chat = ChatController(services, notices, parent)
     replies = ReplyController(services, runner, chat, runtime, parent)
     status = StatusController(services, parent)
     sources = SourceController(runner, log_dir=services.paths.logs, parent=parent)
-    return WindowControllers(services, runner, notices, library, runtime, chat, replies, status, sources)
+    return WindowControllers(services, runner, notices, library, downloads, runtime, chat, replies, status, sources)

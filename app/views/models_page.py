@@ -7,29 +7,28 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableView,
     QTabWidget,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
+from app.controllers.downloads_controller import DownloadRow
 from app.controllers.library_controller import LibraryController
-from app.controllers.models_controller import DownloadRow, FileChoice, ModelsController
+from app.controllers.models_controller import FileChoice, ModelsController
 from app.controllers.window_controllers import WindowControllers
 from app.models.rows_table_model import Column, RowsTableModel
 from app.views.progress_delegate import ProgressDelegate
+from app.views.tables import set_rows_keeping_selection, table_view
 from app.views.widgets import named
 from engine.progress_text import human_size
 
@@ -89,30 +88,10 @@ DOWNLOAD_COLUMNS = [
     Column("State", _state),
     Column("Progress", _progress_text, fraction=_fraction),
 ]
-def _set_rows_keeping_selection(view: QTableView, model: RowsTableModel, rows: list) -> None:
-    """Replace a table's rows; the row the user had selected stays selected if it is still there."""
-    selected = model.row_object(view.currentIndex().row())
-    model.set_rows(rows)
-    if selected is not None and (row := model.row_of(model.key(selected))) >= 0:
-        view.selectRow(row)
-
-
-def _table(name: str, accessible: str, model: RowsTableModel) -> QTableView:
-    view = named(QTableView(), name, accessible)
-    view.setModel(model)
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    view.verticalHeader().hide()
-    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    view.horizontalHeader().setStretchLastSection(True)
-    return view
-
-
 def build_page(controllers: WindowControllers, parent=None) -> ModelsPage:
     """The window's entry point: the page and its own controller, made from the window's shared ones."""
     c = controllers
-    controller = ModelsController(c.services, c.runner, c.library, c.notices)
+    controller = ModelsController(c.services, c.runner, c.downloads, c.notices)
     page = ModelsPage(controller, c.library, parent)
     controller.setParent(page)
     return page
@@ -127,6 +106,7 @@ class ModelsPage(QWidget):
         super().__init__(parent)
         self.setObjectName("modelsPage")
         self.controller = controller
+        self.downloads = controller.downloads  # the window's queue: downloads of every page are listed here
         self.library = library
         self._searched = False
         self._shown_repo: str | None = None  # the repo whose card and files are shown
@@ -137,7 +117,7 @@ class ModelsPage(QWidget):
         self.tabs.addTab(self._downloads(), "Downloads")
         self.tabs.addTab(self._library(), "Library")
         self._connect()
-        self.controller.resume_unfinished()
+        self.downloads.refresh_downloads()
 
     def _discover(self) -> QWidget:
         page = QWidget()
@@ -156,7 +136,7 @@ class ModelsPage(QWidget):
         layout.addWidget(self.busy_label)
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.results_model = RowsTableModel(RESULT_COLUMNS, parent=self)
-        self.results_view = _table("hubResults", "Search results", self.results_model)
+        self.results_view = table_view("hubResults", "Search results", self.results_model)
         splitter.addWidget(self.results_view)
         detail = QSplitter(Qt.Orientation.Horizontal)
         self.card_view = named(QTextBrowser(), "modelCard", "Model card")
@@ -174,7 +154,7 @@ class ModelsPage(QWidget):
         self.machine_label = named(QLabel(""), "machineLabel", "This machine")
         self.machine_label.setWordWrap(True)
         self.files_model = RowsTableModel(FILE_COLUMNS, key=lambda c: c.file.name, parent=self)
-        self.files_view = _table("hubFiles", "Files of the model", self.files_model)
+        self.files_view = table_view("hubFiles", "Files of the model", self.files_model)
         self.download_button = named(QPushButton("Download"), "downloadButton", "Download the selected file")
         files_layout.addLayout(ctx_row)
         files_layout.addWidget(self.machine_label)
@@ -191,7 +171,7 @@ class ModelsPage(QWidget):
         page = QWidget()
         layout = QVBoxLayout(page)
         self.downloads_model = RowsTableModel(DOWNLOAD_COLUMNS, key=lambda r: r.item.key, parent=self)
-        self.downloads_view = _table("downloadsView", "Downloads", self.downloads_model)
+        self.downloads_view = table_view("downloadsView", "Downloads", self.downloads_model)
         self.downloads_view.setItemDelegateForColumn(
             next(i for i, c in enumerate(DOWNLOAD_COLUMNS) if c.header == "Progress"), ProgressDelegate(self))
         row = QHBoxLayout()
@@ -209,7 +189,7 @@ class ModelsPage(QWidget):
         page = QWidget()
         layout = QVBoxLayout(page)
         self.library_model = self.library.model  # the same model as the Chat page's picker
-        self.library_view = _table("libraryView", "Model library", self.library_model)
+        self.library_view = table_view("libraryView", "Model library", self.library_model)
         row = QHBoxLayout()
         self.chat_button = named(QPushButton("Open in chat"), "openInChatButton", "Open in chat")
         self.reveal_button = named(QPushButton("Show in folder"), "revealButton", "Show in file manager")
@@ -246,9 +226,10 @@ class ModelsPage(QWidget):
         self.context_spin.editingFinished.connect(lambda: c.refit(self.context_spin.value()))
         self.download_button.clicked.connect(self.download_selected)
         self.files_view.selectionModel().currentRowChanged.connect(self._on_file_selected)
-        self.pause_button.clicked.connect(lambda: self._with_download(c.pause))
-        self.resume_button.clicked.connect(lambda: self._with_download(c.resume))
-        self.remove_button.clicked.connect(lambda: self._with_download(c.remove))
+        d = self.downloads
+        self.pause_button.clicked.connect(lambda: self._with_download(d.pause))
+        self.resume_button.clicked.connect(lambda: self._with_download(d.resume))
+        self.remove_button.clicked.connect(lambda: self._with_download(d.remove))
         self.chat_button.clicked.connect(self._open_selected_in_chat)
         self.reveal_button.clicked.connect(self._reveal_selected)
         self.delete_button.clicked.connect(self._delete_selected)
@@ -256,15 +237,17 @@ class ModelsPage(QWidget):
         self.add_folder_button.clicked.connect(self._add_folder_dialog)
         c.results_ready.connect(self._on_results)
         c.detail_ready.connect(self._on_detail)
-        c.downloads_changed.connect(
-            lambda rows: _set_rows_keeping_selection(self.downloads_view, self.downloads_model, rows))
-        c.download_progress.connect(self._on_download_progress)
+        d.downloads_changed.connect(
+            lambda rows: set_rows_keeping_selection(self.downloads_view, self.downloads_model, rows))
+        d.download_progress.connect(self._on_download_progress)
         self.downloads_model.modelReset.connect(self._update_downloads_tab)
         self.downloads_model.dataChanged.connect(self._update_downloads_tab)  # progress rows say "running"
         self.library.failed.connect(self.error_shown)
         c.busy.connect(self.busy_label.setText)
         c.error.connect(self.error_shown)
         c.notice.connect(self.status_message)
+        d.error.connect(self.error_shown)
+        d.notice.connect(self.status_message)
 
     # --- discover -----------------------------------------------------------------------------
     def search(self) -> None:
@@ -287,7 +270,7 @@ class ModelsPage(QWidget):
         self.machine_label.setText(f"This machine: {self.controller.machine_summary}. Speeds are estimates until "
                                    "you chat with a model; then Ember measures them.")
         if detail.summary.repo_id == self._shown_repo:
-            _set_rows_keeping_selection(self.files_view, self.files_model, choices)
+            set_rows_keeping_selection(self.files_view, self.files_model, choices)
             return
         self._shown_repo = detail.summary.repo_id
         self.card_view.setMarkdown(detail.card or f"# {detail.summary.repo_id}\n\n(no model card)")
@@ -316,7 +299,7 @@ class ModelsPage(QWidget):
     # --- downloads ----------------------------------------------------------------------------
     def _on_download_progress(self, row: DownloadRow) -> None:
         if not self.downloads_model.update_row(row):
-            self.controller.refresh_downloads()
+            self.downloads.refresh_downloads()
 
     def _with_download(self, action) -> None:
         row = self.downloads_model.row_object(self.downloads_view.currentIndex().row())
@@ -364,7 +347,3 @@ class ModelsPage(QWidget):
         for url in event.mimeData().urls():
             if url.toLocalFile().lower().endswith(".gguf"):
                 self.library.add_file(url.toLocalFile())
-
-    def window_closed(self) -> None:
-        """The window closed with its jobs stopped: downloads it cut off continue at the next start."""
-        self.controller.requeue_interrupted()

@@ -57,7 +57,7 @@ def start_a_slow_download(qtbot, page, hub) -> None:
     search_and_open(qtbot, page, "SmolLM2")
     files = page.findChild(QTableView, "hubFiles")
     files.selectRow(column(files, "File").index(SMOL_FILE))
-    with qtbot.waitSignal(page.controller.download_progress, timeout=20000,
+    with qtbot.waitSignal(page.downloads.download_progress, timeout=20000,
                           check_params_cb=lambda row: row.progress is not None and row.progress.done > 2_000_000):
         qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
 
