@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor
 
 RowRole = Qt.ItemDataRole.UserRole + 1
 ProgressRole = Qt.ItemDataRole.UserRole + 2  # a column's fraction done (0..1), for a progress-bar delegate
@@ -21,6 +22,7 @@ class Column:
     align_right: bool = False
     tooltip: Callable[[object], str] | None = None
     fraction: Callable[[object], float | None] | None = None
+    color: Callable[[object], str | None] | None = None  # a text colour ("#c0392b") for rows that need one
 
 
 class RowsTableModel(QAbstractTableModel):
@@ -83,6 +85,9 @@ class RowsTableModel(QAbstractTableModel):
             return column.tooltip(obj) if column.tooltip else column.text(obj)
         if role == Qt.ItemDataRole.TextAlignmentRole and column.align_right:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and column.color is not None:
+            color = column.color(obj)
+            return QColor(color) if color else None
         if role == RowRole:
             return obj
         if role == ProgressRole and column.fraction is not None:

@@ -46,8 +46,8 @@ class PageSpec:
     module: str
 
 
-PAGES = ["Chat", "Models"]
-LATER_PAGES = [PageSpec("Models", "app.views.models_page")]
+PAGES = ["Chat", "Models", "Documents"]
+LATER_PAGES = [PageSpec("Models", "app.views.models_page"), PageSpec("Documents", "app.views.documents_page")]
 
 
 def slug(name: str) -> str:
@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
             return
         self.library.scan()
         self.runtime.probe_hardware()
+        self.controllers.downloads.resume_unfinished()
         self._build_pages()
 
     # --- the other pages: built after the first paint -------------------------------------------
@@ -274,8 +275,9 @@ class MainWindow(QMainWindow):
         self.replies.stop()
         self.runtime.cancel_load()
         self.runner.shutdown()
+        self.controllers.downloads.requeue_interrupted()  # what was cut off continues at the next start
         self.controllers.sources.close()  # the document child that draws cited pages
-        for row in range(self.stack.count()):  # pages that keep work for the next start (downloads)
+        for row in range(self.stack.count()):  # pages with work of their own to end
             page = self.stack.widget(row)
             if hasattr(page, "window_closed"):
                 page.window_closed()
