@@ -122,6 +122,7 @@ class DocumentsController(QObject):
         self.watch_timer = QTimer(self, interval=watch_interval_ms)
         self.watch_timer.timeout.connect(self.check_folders)
         downloads.downloaded.connect(self._on_downloaded)
+        downloads.downloads_changed.connect(lambda _rows: self.waiting_for_model and self.refresh())
         notices.changed.connect(self._on_changes)
 
     def start(self) -> None:
@@ -317,9 +318,13 @@ class DocumentsController(QObject):
         return True
 
     def download_recommended(self) -> None:
-        """The user agreed: the recommended embedding model comes through the window's download queue."""
+        """The user agreed: the recommended embedding model comes through the window's download queue
+        (a paused or failed download of it goes on from its part)."""
         self.declined_model = False
-        if self._recommended_download_key() is None:
+        item = self.recommended_download()
+        if item is not None and item.state in ("paused", "failed"):
+            self.downloads.resume(item.key)
+        elif self._recommended_download_key() is None:
             self.downloads.download(RECOMMENDED.repo_id, [FilePart(RECOMMENDED.filename, None, RECOMMENDED.size_bytes)])
         self.refresh()
 
@@ -327,12 +332,16 @@ class DocumentsController(QObject):
         self.declined_model = True
         self.refresh()
 
+    def recommended_download(self):
+        """The queue's item for the recommended model's file (None before it was asked for)."""
+        return next((item for item in self.downloads.queue.items()
+                     if item.repo_id == RECOMMENDED.repo_id and item.path == RECOMMENDED.filename), None)
+
     def _recommended_download_key(self) -> str | None:
         """The queue key of the recommended model's download while it is queued or running."""
-        for item in self.downloads.queue.items():
-            if item.repo_id == RECOMMENDED.repo_id and item.path == RECOMMENDED.filename and item.state != "done":
-                if item.state in ("queued", "downloading") or self.downloads.running(item.key):
-                    return item.key
+        item = self.recommended_download()
+        if item is not None and (item.state in ("queued", "downloading") or self.downloads.running(item.key)):
+            return item.key
         return None
 
     def _on_downloaded(self, path: str) -> None:

@@ -67,6 +67,7 @@ class CollectionDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.ok_button = named(self.buttons.button(QDialogButtonBox.StandardButton.Ok), "collectionOkButton",
                                "Save the collection")
+        named(self.buttons.button(QDialogButtonBox.StandardButton.Cancel), "collectionCancelButton", "Cancel")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

@@ -425,17 +425,26 @@ class DocumentsPage(QWidget):
             self.status.setText("Stopped. What was indexed stays and answers questions; Resume goes on from there.")
 
     def _update_model_bar(self) -> None:
+        """The recommended embedding model: asked for, on its way, or failed (with the reason and a retry)."""
         current = self.current_id
-        if current is not None and current in self.controller.waiting_for_model:
-            downloading = self.controller._recommended_download_key() is not None
-            self.model_bar.show_message(
-                f"This collection needs an embedding model: {RECOMMENDED.summary}, licence {RECOMMENDED.licence}."
-                if not downloading else f"Downloading {RECOMMENDED.filename}; indexing starts when it is here "
-                "(the Models page shows the download).",
-                "" if downloading else "Ember downloads it once, into your model library, only if you agree.")
-            self.download_model_button.setVisible(not downloading)
-        else:
+        if current is None or current not in self.controller.waiting_for_model:
             self.model_bar.hide()
+            return
+        item = self.controller.recommended_download()
+        if self.controller._recommended_download_key() is not None:
+            message = (f"Downloading {RECOMMENDED.filename}; indexing starts when it is here. The Models page "
+                       "shows the download, with Pause.", "")
+        elif item is not None and item.state in ("failed", "paused"):
+            message = (f"The download of the embedding model {'failed' if item.state == 'failed' else 'is paused'}"
+                       + (f": {item.error}" if item.error else "."), "What was downloaded is kept; try again.")
+        else:
+            message = (f"This collection needs an embedding model: {RECOMMENDED.summary}, "
+                       f"licence {RECOMMENDED.licence}.",
+                       "Ember downloads it once, into your model library, only if you agree.")
+        self.model_bar.show_message(*message)
+        self.download_model_button.setVisible(self.controller._recommended_download_key() is None)
+        self.download_model_button.setText(f"Download it ({RECOMMENDED.size_bytes / 1e6:.0f} MB)" if item is None
+                                           else "Try again")
 
     # --- indexing -----------------------------------------------------------------------------------
     def _on_progress(self, collection_id: int, progress: Progress) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractButton, QLabel
+from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget
 
 from app.views.collection_dialog import CollectionDialog
 from app.views.documents_page import DocumentsPage
@@ -180,3 +180,48 @@ def test_new_chunk_settings_embed_everything_again_and_delete_leaves_the_files(q
     qtbot.waitUntil(lambda: page.collections.count() == 0, timeout=5000)
     assert page.stack.currentIndex() == 0 and (folder / "bread.md").is_file()
     assert window.services.conn.execute("SELECT count(*) FROM chunks").fetchone()[0] == 0
+
+
+def test_the_recommended_model_is_downloaded_only_after_the_user_agrees_then_indexing_starts(
+        qtbot, hub_server, window, folder, minilm_gguf):  # the Hub first: the window reads its address
+    """The stand-in Hub serves MiniLM's bytes as the recommended file (with their SHA-256, as the Hub
+    publishes it): no download before the click, the window's queue does it, indexing follows."""
+    from engine.rag.embedding_models import RECOMMENDED
+
+    hub_server.add_repo(RECOMMENDED.repo_id, {RECOMMENDED.filename: minilm_gguf}, license="apache-2.0")
+    page = open_documents(qtbot, window)
+    qtbot.mouseClick(page.first_button, Qt.MouseButton.LeftButton)
+    dialog = page.findChild(CollectionDialog)
+    dialog.name.setText("Trips")
+    assert dialog.model.currentIndex() == 0 and "downloaded on first use" in dialog.model.currentText()
+    assert "115 MB" in dialog.about.text() and "Apache-2.0" in dialog.about.text()
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.current_id is not None, timeout=5000)
+
+    page.add_paths([str(folder / "bread.md")])
+    bar = page.findChild(QWidget, "embeddingModelBar")
+    qtbot.waitUntil(lambda: bar.isVisible(), timeout=5000)
+    assert "Granite Embedding" in bar.message.text() and "Apache-2.0" in bar.message.text()
+    qtbot.wait(600)  # the watch ticks meanwhile: still nothing is downloaded or indexed without consent
+    assert window.controllers.downloads.queue.items() == [] and page.controller.running_id is None
+    assert "waiting for its embedding model" in page.collections.item(0).text()
+
+    with qtbot.waitSignal(page.controller.index_finished, timeout=60000):
+        qtbot.mouseClick(page.download_model_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, page)
+    [item] = window.controllers.downloads.queue.items()  # the Models page's Downloads tab lists it
+    assert item.state == "done" and RECOMMENDED.present(window.services.paths) is not None
+    page.controller.refresh_detail()
+    assert statuses(page) == {"bread.md": "indexed"} and not bar.isVisible()
+
+
+def test_every_control_of_the_page_has_a_name_for_testers_and_screen_readers(qtbot, window, minilm_gguf):
+    from tests.app.test_main_window import INTERACTIVE, inside_composite
+
+    page = open_documents(qtbot, window)
+    add_embedding_model(qtbot, window, minilm_gguf)
+    make_collection(qtbot, page, "Named", minilm_gguf)
+    widgets = [w for kind in INTERACTIVE for w in page.findChildren(kind) if not inside_composite(w)]
+    assert len(widgets) >= 15
+    assert [f"{type(w).__name__} {w.objectName()!r} {w.accessibleName()!r}" for w in widgets
+            if not (w.objectName() and w.accessibleName())] == []
