@@ -7,7 +7,9 @@
 - process start to the first painted window (`python -m app`, no model loaded);
 - downloads: the longest UI stall while the Models page downloads the SmolLM2 file (98 MB, hashed
   while written) from the stand-in Hub (its own process, on 127.0.0.1), at full local speed and at
-  20 MB/s.
+  20 MB/s;
+- indexing: the longest UI stall while the Documents page indexes a folder (a 40-page PDF and
+  Markdown notes) with the MiniLM embedding model, the page shown (its table refreshed as files finish).
 
 Times are medians over --runs runs.
 
@@ -289,6 +291,57 @@ def one_download() -> tuple[float, float]:
         close_window(window, services)
 
 
+# --- indexing ----------------------------------------------------------------------------------------
+def indexing_stalls(runs: int, notes: int) -> dict:
+    """Longest UI gap while the Documents page indexes a folder, from the click to the last file indexed
+    (the parser child, the embedding host, the page's table refreshes included)."""
+    from engine.gguf.convert_bert import convert_bert
+    from tests.support.embedding_fixtures import minilm_model_dir
+
+    work = Path(tempfile.mkdtemp(prefix="ember-bench-docs-"))
+    model = work / "all-MiniLM-L6-v2.gguf"
+    for _ in convert_bert(minilm_model_dir(), model, out_type="f16", name="all-MiniLM-L6-v2"):
+        pass
+    docs = work / "docs"
+    docs.mkdir()
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    for page in range(40):
+        pdf.add_page()
+        pdf.multi_cell(0, 6, " ".join(f"Page {page}, line {line}: the harbour master logs ship {page * 40 + line}."
+                                      for line in range(30)))
+    pdf.output(str(docs / "harbour-log.pdf"))
+    for n in range(notes):
+        (docs / f"note-{n:03d}.md").write_text(f"# Note {n}\n\n" + "\n\n".join(
+            f"Paragraph {p} of note {n}: the tram to stop {p} runs every {n % 7 + 3} minutes." for p in range(25)),
+            encoding="utf-8")
+    measured = [one_indexing(model, docs) for _ in range(runs)]
+    gaps = [m[0] for m in measured]
+    return {"longest_gap_ms": statistics.median(gaps), "worst_gap_ms": max(gaps),
+            "seconds": statistics.median(m[1] for m in measured), "chunks": measured[0][2]}
+
+
+def one_indexing(model: Path, docs: Path) -> tuple[float, float, int]:
+    """One folder indexed through a fresh window: (longest UI gap in ms, seconds, chunks)."""
+    home = Path(tempfile.mkdtemp(prefix="ember-bench-"))
+    window, services = open_window(home)
+    try:
+        window.nav.setCurrentRow(2)
+        page = window.stack.currentWidget()
+        reports = []
+        page.controller.index_finished.connect(lambda _cid, report: reports.append(report))
+        collection = page.controller.create("Bench", str(model))
+        start = time.perf_counter()
+        with GapMeter() as meter:
+            page.controller.add_paths(collection, [str(docs)])
+            wait_until(lambda: reports and page.controller.running_id is None, timeout_s=600)
+        return meter.longest_ms, time.perf_counter() - start, reports[0].chunks
+    finally:
+        close_window(window, services)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
@@ -322,6 +375,10 @@ def main() -> int:
     s = streaming_stalls(max(1, cores - 1), args.runs, args.tokens, history=history)
     rows.append((f"the same at the end of a {history}-message chat", f"{s['longest_gap_ms']:.1f} ms",
                  f"worst {s['worst_gap_ms']:.1f} ms (the first turn lays the whole chat out again)"))
+    notes = 10 if args.smoke else 60
+    i = indexing_stalls(args.runs, notes)
+    rows.append((f"longest UI gap while indexing (40-page PDF + {notes} notes)", f"{i['longest_gap_ms']:.1f} ms",
+                 f"worst {i['worst_gap_ms']:.1f} ms; {i['chunks']} chunks in {i['seconds']:.1f} s"))
     for rate in (None, 20e6):
         d = download_stalls(args.runs, rate)
         speed = "full local speed" if rate is None else f"{rate / 1e6:.0f} MB/s"
@@ -334,7 +391,8 @@ def main() -> int:
     default = streams[max(1, cores - 1)]
     print(f"summary: streaming stall {default['longest_gap_ms']:.1f} ms at {max(1, cores - 1)} host thread(s) "
           f"({streams[cores]['longest_gap_ms']:.1f} ms at {cores}); {args.messages}-message chat painted in "
-          f"{chat['open_ms']:.0f} ms; first paint {first['first_paint_s'] * 1000:.0f} ms after process start")
+          f"{chat['open_ms']:.0f} ms; first paint {first['first_paint_s'] * 1000:.0f} ms after process start; "
+          f"indexing stall {i['longest_gap_ms']:.1f} ms")
     return 0
 
 
