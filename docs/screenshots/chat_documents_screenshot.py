@@ -95,7 +95,7 @@ def drive(window, collection_id: int) -> None:
             return
         state["asked"] = True
         chat.new_session()
-        chat.update_settings(sampling={"max_tokens": 80, "temperature": 0.2, "seed": 5})
+        chat.update_settings(sampling={"max_tokens": 80, "temperature": 0.2, "seed": 4})
         chat.set_chat_documents([collection_id], "retrieve", 4)
         chat.select(chat.session_id)
         replies.send(QUESTION)
