@@ -27,10 +27,13 @@ _LABEL = re.compile(
 _INLINE_ANSWER = re.compile(r"\s(?:a|answer)\s*\d{0,2}\s*:\s*", re.IGNORECASE)
 _NUMBERING = re.compile(r"^\s*(?:[-*•]\s*|\d{1,2}\s*[.):]\s*|\(\d{1,2}\)\s*)+")
 _ANSWER_PREAMBLE = re.compile(r"^(?:the\s+)?(?:short\s+)?answer(?:\s+is\s*:?|\s*:)\s*", re.IGNORECASE)
-_QUOTED_QUESTION = re.compile(r"[\"“]([^\"“”]+\?)[\"”]")
+_QUOTED_QUESTION = re.compile(r"[\"“]([^\"“”]+\?)[\"”]|question\s*:?\s*['‘]([^'‘’]+\?)")
 _JSON_PAIR = re.compile(r'"question"\s*:\s*"((?:[^"\\]|\\.)*)"(?:\s*,\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)")?',
                         re.IGNORECASE)
-_META = ("this question", "<question>", "[question]", "<short answer>", "your question")
+# a "question" about the task or the passage itself, not about what the passage says
+_META_QUESTION = ("this question", "the answer to", "your question", "this passage", "the passage", "<question>",
+                  "[question]", "<short answer>")
+_META_ANSWER = ("<short answer>", "<question>", "a reader must be able", "this question")
 _WORD = re.compile(r"\w+")
 _QUESTIONS = re.compile(r"[^?]+\?")
 
@@ -128,8 +131,9 @@ def clean_question(question: str) -> str:
     one is taken."""
     question = " ".join(_MARKUP.sub("", question).split())
     quoted = _QUOTED_QUESTION.search(question)
-    if quoted and len(_WORD.findall(quoted[1])) >= MIN_QUESTION_WORDS:
-        question = quoted[1]  # 'Can you answer the question "What is X?"' asks "What is X?"
+    inner = quoted and (quoted[1] or quoted[2])
+    if inner and len(_WORD.findall(inner)) >= MIN_QUESTION_WORDS:
+        question = inner  # 'Can you answer the question "What is X?"' asks "What is X?"
     parts = _QUESTIONS.findall(question) if question.count("?") > 1 else [question]
     return next((usable for part in parts if (usable := _usable_question(part))), "")
 
@@ -138,7 +142,7 @@ def _usable_question(question: str) -> str:
     question = _NUMBERING.sub("", question).strip(" \"'“”‘’")
     if len(_WORD.findall(question)) < MIN_QUESTION_WORDS or len(question) > MAX_QUESTION_CHARS:
         return ""
-    if any(meta in question.lower() for meta in _META):
+    if any(meta in question.lower() for meta in _META_QUESTION):
         return ""
     return question
 
@@ -147,7 +151,7 @@ def clean_answer(answer: str) -> str:
     """The answer without "The answer is:", numbering and quotes, cut to MAX_ANSWER_CHARS at a word."""
     answer = " ".join(_MARKUP.sub("", answer or "").split())
     answer = _ANSWER_PREAMBLE.sub("", _NUMBERING.sub("", answer)).strip(" \"'“”‘’")
-    if any(meta in answer.lower() for meta in _META[2:]):
+    if any(meta in answer.lower() for meta in _META_ANSWER):
         return ""
     if len(answer) > MAX_ANSWER_CHARS:
         answer = answer[:MAX_ANSWER_CHARS].rsplit(" ", 1)[0] + "…"

@@ -29,6 +29,10 @@ READABLE = [
     # the question wrapped in a request
     ('Q: Can you provide a detailed answer to the question "What is the purpose of castling in chess?"',
      [("What is the purpose of castling in chess?", "")]),
+    # single quotes after "the question", an answer that repeats the instructions
+    ("Q: What's the answer to the question 'How do you make a Pastel de nata, a custard tart?\n"
+     "A: A reader must be able to answer from the passage.",
+     [("How do you make a Pastel de nata, a custard tart?", "")]),
     # JSON, also cut off half-way
     ('[{"question": "How long does marathon training take?", "answer": "About four months"}, {"quest',
      [("How long does marathon training take?", "About four months")]),
@@ -47,6 +51,8 @@ UNREADABLE = [
     "The passage provides guidance on the proper amount of training to do for a marathon.",
     "Q: What is the answer to this question?\nA: The answer is \"What is the answer to this question?\"",
     "Q: <question>\nA: <short answer>",
+    "Q: The answer to the question is:\nA: The short answer.",  # about the task, not the passage
+    "Q: How does this passage relate to volcanoes?\nA: It describes an eruption.",
     "Q:\nA:\nQ: too short\nA: yes",
     "Q: " + "why " * 200 + "?",
     "\x00\x01 Q: \ufffd\ufffd",
