@@ -2,7 +2,7 @@
 
 Writing questions runs on its own thread (it asks the loaded chat model once per chunk: seconds each)
 and Stop ends it, keeping what was written; scoring runs on a worker too (it may start the embedding
-model). The review (edit, keep, drop, delete) is quick SQL on the UI thread's connection. The bench
+model). The review (edit, keep, drop) is quick SQL on the UI thread's connection. The bench
 uses the chat model the user loaded on the Chat page and never loads one itself: a model chosen
 here behind the user's back would take the memory the chat needs.
 """
@@ -76,7 +76,7 @@ class BenchController(QObject):
         worker = Worker(_write, self.services, self.collection_id, client, count, self.seed, cancel, cancel=cancel,
                         name="bench-write")
         worker.progress.connect(self._on_write_progress)
-        worker.result.connect(self._on_written)
+        worker.result.connect(self._for_shown(self.collection_id, self._on_written))
         self._start(worker, "Asking the chat model…")
 
     def _on_write_progress(self, progress: Progress) -> None:
@@ -107,13 +107,6 @@ class BenchController(QObject):
         if self.collection_id is not None:
             self.set_status([p.id for p in self.qa.list_pairs(self.collection_id, ("draft",))], "kept")
 
-    def delete(self, pair_ids: list[int]) -> None:
-        try:
-            self.qa.delete(pair_ids)
-        except EmberError as error:
-            self.error.emit(error)
-        self.refresh()
-
     # --- scoring ----------------------------------------------------------------------------------
     def score(self, include_drafts: bool = False) -> None:
         """Score each retrieval mode on the kept questions (and the drafts when asked)."""
@@ -128,7 +121,7 @@ class BenchController(QObject):
         worker = Worker(_score, self.services, self.collection_id, include_drafts, cancel, cancel=cancel,
                         name="bench-score")
         worker.progress.connect(lambda progress: self.progress.emit(progress.message))
-        worker.result.connect(self.report_ready)
+        worker.result.connect(self._for_shown(self.collection_id, self.report_ready.emit))
         self._start(worker, "Scoring…")
 
     # --- jobs -------------------------------------------------------------------------------------
@@ -139,6 +132,11 @@ class BenchController(QObject):
         self.busy_changed.emit(True)
         self.progress.emit(message)
         self.runner.start(worker, long=True)
+
+    def _for_shown(self, collection_id: int, slot):
+        """`slot`, called only while that collection is still the one shown (a job of another one that
+        was stopped when the user switched may still finish)."""
+        return lambda value: slot(value) if self.collection_id == collection_id else None
 
     def stop(self) -> None:
         if self._worker is not None:

@@ -126,10 +126,8 @@ class RetrievalBenchPanel(QWidget):
         row = QHBoxLayout()
         self.keep_drafts_button = named(QPushButton("Keep all drafts"), "benchKeepDraftsButton",
                                         "Keep every question not reviewed yet")
-        self.delete_button = named(QPushButton("Delete"), "benchDeleteButton", "Delete the selected questions")
         row.addWidget(self.counts_label, 1)
         row.addWidget(self.keep_drafts_button)
-        row.addWidget(self.delete_button)
         layout.addLayout(row)
         layout.addWidget(self.table, 1)
         return box
@@ -168,7 +166,6 @@ class RetrievalBenchPanel(QWidget):
         self.stop_button.clicked.connect(c.stop)
         self.score_button.clicked.connect(lambda: self._start(lambda: c.score(self.drafts_check.isChecked())))
         self.keep_drafts_button.clicked.connect(c.keep_drafts)
-        self.delete_button.clicked.connect(self._delete_selected)
         self.table.itemChanged.connect(self._on_item_changed)
         c.pairs_changed.connect(self._fill)
         c.progress.connect(self.progress_label.setText)
@@ -195,12 +192,6 @@ class RetrievalBenchPanel(QWidget):
         self.message_label.setText(text)
         self.message_label.setVisible(bool(text))
 
-    def _delete_selected(self) -> None:
-        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        ids = [self._ids[row] for row in rows if row < len(self._ids)]
-        if ids:
-            self.controller.delete(ids)
-
     def _show_error(self, error: EmberError) -> None:
         self._say(error.message + (f"\n{error.hint}" if error.hint else ""))
         self.error_shown.emit(error)
@@ -209,7 +200,7 @@ class RetrievalBenchPanel(QWidget):
         shown = self.controller.collection_id is not None
         busy = self.controller.busy
         for widget in (self.write_button, self.count_spin, self.score_button, self.keep_drafts_button,
-                       self.delete_button, self.drafts_check):
+                       self.drafts_check):
             widget.setEnabled(shown and not busy)
         self.stop_button.setEnabled(busy)
         self.table.setEnabled(shown)

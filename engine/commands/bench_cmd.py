@@ -39,10 +39,11 @@ def run_bench(args) -> int:
     paths = EmberPaths.from_env()
     written = None
     if args.model:
+        from engine.rag.bench import MAX_PAIRS
         from engine.store.lock import HomeLock
 
-        if not 1 <= args.pairs:
-            raise InvalidInput("--pairs must be at least 1.")
+        if not 1 <= args.pairs <= MAX_PAIRS:
+            raise InvalidInput(f"--pairs must be between 1 and {MAX_PAIRS}.")
         if not Path(args.model).is_file():
             raise InvalidInput(f"{args.model} does not exist.", "Give the path of a GGUF chat model.")
         paths.ensure()
@@ -62,7 +63,7 @@ def run_bench(args) -> int:
         return EXIT_OK
     if written is not None:
         print(f"{len(written.pairs)} new question(s) written from {written.chunks_asked} passage(s) "
-              f"in {written.seconds:.1f} s (kept as drafts).")
+              f"in {written.seconds:.1f} s (stored as drafts).")
     _print_table(report)
     return EXIT_OK
 

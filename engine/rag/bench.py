@@ -19,6 +19,7 @@ whose passage is no longer in the index counts as a miss in every mode (`missing
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -91,10 +92,13 @@ def write_pairs(conn, collection_id: int, chat, count: int, *, seed: int = 0, pe
     repo, qa = DocumentsRepository(conn), QARepository(conn)
     collection = repo.get_collection(collection_id)
     order = sample_chunks(repo, collection_id, seed, skip=qa.asked_chunks(collection_id), min_words=min_words)
+    if not order and not repo.counts(collection_id).chunks:
+        raise InvalidInput(f"{collection.name} has nothing indexed yet.", "Index its documents, then write questions.")
     if not order:
-        raise InvalidInput(f"{collection.name} has no passage left to write questions about.",
-                           "Index its documents first; every passage long enough has a question already.")
-    order = order[: TRIES_PER_PAIR * -(-count // per_chunk)]
+        raise InvalidInput(f"{collection.name} has no passage left to write questions about: every one long enough "
+                           "has a question already.", "Add documents to the collection, or review the questions "
+                                                      "you have.")
+    order = order[: TRIES_PER_PAIR * math.ceil(count / per_chunk)]
     seen = qa.questions(collection_id)
     written: list[QAPair] = []
     errors: list[str] = []

@@ -72,6 +72,8 @@ def test_nothing_to_score_an_unknown_collection_and_a_held_lock_exit_1(capsys, s
     assert code == 1 and "no questions" in err and "hint:" in err
     code, out, _ = run(capsys, "--collection", "Nope", "--json")
     assert code == 1 and "no collection" in json.loads(out)["error"]
+    code, out, _ = run(capsys, "--collection", "Topics", "--model", str(smollm2_path), "--pairs", "0", "--json")
+    assert code == 1 and "between 1 and" in json.loads(out)["error"]
     code, out, _ = run(capsys, "--collection", "Topics", "--model", "/no/such.gguf", "--json")
     assert code == 1 and "does not exist" in json.loads(out)["error"]
     with HomeLock(EmberPaths(ember_home).lock).acquire("the test"):

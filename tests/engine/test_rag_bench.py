@@ -231,8 +231,13 @@ def test_unreadable_replies_and_errors_are_skipped_and_the_tries_are_bounded(con
     with pytest.raises(InvalidInput, match="1 to 200"):
         drain(write_pairs(conn, collection.id, chat, 0))
     empty = repo.create_collection("Empty")
-    with pytest.raises(InvalidInput, match="no passage left"):
+    with pytest.raises(InvalidInput, match="nothing indexed"):
         drain(write_pairs(conn, empty.id, chat, 1))
+    QARepository(conn).add_pairs(collection.id, [NewPair("Which part is this about?", "", c.id, "/a.md", c.text)
+                                                 for c in chunks])
+    with pytest.raises(InvalidInput, match="no passage left") as all_asked:
+        drain(write_pairs(conn, collection.id, chat, 1))
+    assert "review" in all_asked.value.hint
 
 
 @pytest.mark.slow
