@@ -157,8 +157,10 @@ def main() -> int:
     overlap = sum(word_share(p.question, p.chunk_text) for p in written.pairs) / n if n else float("nan")
     print(f"collection: {chunks} chunks ({args.fillers} filler files as distractors), all-MiniLM-L6-v2, "
           f"{args.threads} thread(s)")
+    per_reply = written.seconds / written.chunks_asked if written.chunks_asked else float("nan")
     print(f"written by SmolLM2-135M: {n} questions from {written.chunks_asked} chunks asked "
-          f"({written.unreadable} replies unreadable) in {written.seconds:.1f} s = {per_pair:.2f} s per question")
+          f"({written.unreadable} replies gave none) in {written.seconds:.1f} s = {per_reply:.2f} s per reply, "
+          f"{per_pair:.2f} s per usable question")
     print(f"share of a written question's words (4+ letters) found in its chunk: {overlap:.2f}")
     if args.show:
         ranks = {p.pair_id: p.ranks for p in machine_set.pairs}

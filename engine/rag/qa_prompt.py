@@ -33,7 +33,7 @@ _JSON_PAIR = re.compile(r'"question"\s*:\s*"((?:[^"\\]|\\.)*)"(?:\s*,\s*"answer"
 # a "question" about the task or the passage itself, not about what the passage says
 _META_QUESTION = ("this question", "the answer to", "your question", "this passage", "the passage", "<question>",
                   "[question]", "<short answer>")
-_META_ANSWER = ("<short answer>", "<question>", "a reader must be able", "this question")
+_META_ANSWER = ("<short answer>", "<question>", "[question]", "a reader must be able", "this question")
 _WORD = re.compile(r"\w+")
 _QUESTIONS = re.compile(r"[^?]+\?")
 
