@@ -29,6 +29,7 @@ from engine.gguf.convert_bert import convert_bert  # noqa: E402
 from engine.jobs import Progress  # noqa: E402
 from engine.rag.indexer import find_files, index_collection  # noqa: E402
 from engine.rag.parser import DocumentParser  # noqa: E402
+from engine.rag.retrieval_metrics import first_rank, mean_reciprocal_rank, recall_at  # noqa: E402
 from engine.rag.retrieve import search  # noqa: E402
 from engine.rag.tokens import HostTokenCounter  # noqa: E402
 from engine.rag.vectors import VectorStore  # noqa: E402
@@ -91,14 +92,10 @@ def recall_table(conn, collection_id: int, client) -> dict:
     store = VectorStore()
     table = {}
     for mode in ("hybrid", "bm25", "vector"):
-        found, reciprocal = 0, 0.0
-        for (question, topic), vector in zip(questions, vectors, strict=True):
-            hits = search(conn, [collection_id], question, vector, k=5, mode=mode, vectors=store)
-            names = [Path(h.path).stem for h in hits]
-            if topic in names:
-                found += 1
-                reciprocal += 1 / (names.index(topic) + 1)
-        table[mode] = (found / len(questions), reciprocal / len(questions))
+        ranks = [first_rank([Path(h.path).stem for h in search(conn, [collection_id], question, vector, k=5,
+                                                                  mode=mode, vectors=store)], topic.__eq__)
+                 for (question, topic), vector in zip(questions, vectors, strict=True)]
+        table[mode] = (recall_at(ranks, 5), mean_reciprocal_rank(ranks))
     return table
 
 
