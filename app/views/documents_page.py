@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.controllers.bench_controller import BenchController
 from app.controllers.documents_controller import (
     CollectionDetail,
     CollectionSummary,
@@ -41,6 +42,7 @@ from app.models.rows_table_model import Column, RowsTableModel
 from app.views.chunk_preview import ChunkPreview
 from app.views.collection_dialog import CollectionDialog
 from app.views.message_bar import MessageBar
+from app.views.retrieval_bench import RetrievalBenchPanel
 from app.views.tables import set_rows_keeping_selection, table_view
 from app.views.widgets import named
 from engine.jobs import Progress
@@ -79,8 +81,10 @@ def build_page(controllers: WindowControllers, parent=None) -> DocumentsPage:
     """The window's entry point: the page and its controller, made from the window's shared ones."""
     c = controllers
     controller = DocumentsController(c.services, c.runner, c.library, c.downloads, c.notices)
-    page = DocumentsPage(controller, parent)
+    bench = RetrievalBenchPanel(BenchController(c.services, c.runner))
+    page = DocumentsPage(controller, parent, bench=bench)
     controller.setParent(page)
+    bench.controller.setParent(page)
     controller.start()
     return page
 
@@ -114,8 +118,9 @@ class DocumentsPage(QWidget):
     status_message = Signal(str)
     error_shown = Signal(object)  # EmberError
 
-    def __init__(self, controller: DocumentsController, parent=None) -> None:
+    def __init__(self, controller: DocumentsController, parent=None, *, bench: RetrievalBenchPanel | None = None) -> None:
         super().__init__(parent)
+        self.bench = bench  # the retrieval bench's tab (left out by tests that do not need it)
         self.setObjectName("documentsPage")
         self.setAcceptDrops(True)
         self.controller = controller
@@ -209,6 +214,8 @@ class DocumentsPage(QWidget):
         self.tabs.addTab(self._files_tab(), "Files")
         self.preview = ChunkPreview()
         self.tabs.addTab(self.preview, "Chunks")
+        if self.bench is not None:
+            self.tabs.addTab(self.bench, "Retrieval bench")
         layout.addLayout(head)
         layout.addWidget(self.summary)
         layout.addWidget(self.model_bar)
@@ -248,6 +255,8 @@ class DocumentsPage(QWidget):
         c.model_needed.connect(lambda _cid: self._update_model_bar())
         c.error.connect(self.error_shown)
         c.notice.connect(self.status_message)
+        if self.bench is not None:
+            self.bench.error_shown.connect(self.error_shown)
         self.collections.currentItemChanged.connect(self._on_collection_chosen)
         self.collections.itemChanged.connect(self._on_renamed)
         self.new_button.clicked.connect(lambda: self.new_collection())
@@ -330,6 +339,7 @@ class DocumentsPage(QWidget):
                 self.controller.add_paths(collection_id, then_add)
 
         dialog.accepted.connect(made)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # one dialog at a time lives
         dialog.open()
         return dialog
 
@@ -347,6 +357,7 @@ class DocumentsPage(QWidget):
             self.controller.change_settings(summary.id, dialog.model_path(), dialog.settings())
 
         dialog.accepted.connect(saved)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # one dialog at a time lives
         dialog.open()
         return dialog
 
@@ -365,6 +376,9 @@ class DocumentsPage(QWidget):
 
     # --- the chosen collection ------------------------------------------------------------------
     def _show_detail(self, detail: CollectionDetail | None) -> None:
+        shown = detail.collection.id if detail is not None else None
+        if self.bench is not None and shown != (self.detail.collection.id if self.detail is not None else None):
+            self.bench.show_collection(shown)
         self.detail = detail
         if detail is None:
             self.documents_model.set_rows([])

@@ -37,16 +37,15 @@ def add_embedding_model(qtbot, window, model) -> None:
 def make_collection(qtbot, page, name: str, model) -> int:
     qtbot.mouseClick(page.findChild(QAbstractButton, "createFirstCollectionButton")
                      if page.stack.currentIndex() == 0 else page.new_button, Qt.MouseButton.LeftButton)
-    dialog = page.findChild(CollectionDialog)
-    assert dialog is not None and dialog.isVisible()
+    [dialog] = [d for d in page.findChildren(CollectionDialog) if d.isVisible()]
     dialog.name.setText(name)
     row = dialog.model.findData(str(model))
     assert row >= 0, "the embedding model in the library is offered"
     dialog.model.setCurrentIndex(row)
     assert "recommended" in dialog.model.itemText(0)
     qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.current_id is not None and page.detail is not None, timeout=5000)
-    dialog.deleteLater()
+    qtbot.waitUntil(lambda: page.current_id is not None and page.detail is not None
+                    and page.detail.collection.name == name, timeout=5000)
     return page.current_id
 
 
@@ -225,3 +224,15 @@ def test_every_control_of_the_page_has_a_name_for_testers_and_screen_readers(qtb
     assert len(widgets) >= 15
     assert [f"{type(w).__name__} {w.objectName()!r} {w.accessibleName()!r}" for w in widgets
             if not (w.objectName() and w.accessibleName())] == []
+
+
+def test_the_retrieval_bench_tab_follows_the_chosen_collection(qtbot, window, folder, minilm_gguf):
+    page = open_documents(qtbot, window)
+    add_embedding_model(qtbot, window, minilm_gguf)
+    first = make_collection(qtbot, page, "Trips", minilm_gguf)
+    second = make_collection(qtbot, page, "Bread", minilm_gguf)
+    assert page.tabs.indexOf(page.bench) >= 0 and page.tabs.tabText(page.tabs.indexOf(page.bench)) == "Retrieval bench"
+    assert page.bench.controller.collection_id == second
+    page.collections.setCurrentRow([page.collections.item(r).data(Qt.ItemDataRole.UserRole)
+                                    for r in range(page.collections.count())].index(first))
+    assert page.bench.controller.collection_id == first
