@@ -236,3 +236,22 @@ def test_the_retrieval_bench_tab_follows_the_chosen_collection(qtbot, window, fo
     page.collections.setCurrentRow([page.collections.item(r).data(Qt.ItemDataRole.UserRole)
                                     for r in range(page.collections.count())].index(first))
     assert page.bench.controller.collection_id == first
+
+
+def test_a_folder_dropped_on_the_empty_page_makes_a_collection_named_after_it(qtbot, window, folder, minilm_gguf):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    page = open_documents(qtbot, window)
+    add_embedding_model(qtbot, window, minilm_gguf)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    drop = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    page.dropEvent(drop)  # as Qt delivers it at the end of a drag (sendEvent needs a drag in progress)
+    [dialog] = [d for d in page.findChildren(CollectionDialog) if d.isVisible()]
+    assert dialog.name.text() == "trips"  # named after the folder; the user may change it
+    dialog.model.setCurrentIndex(dialog.model.findData(str(minilm_gguf)))
+    with qtbot.waitSignal(page.controller.index_finished, timeout=60000):
+        qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert [s.path for s in page.detail.sources] == [str(folder)]
