@@ -38,6 +38,7 @@ def index_trips(home, tmp_path, embedding_host, minilm_gguf) -> int:
     try:
         repo = DocumentsRepository(conn)
         collection = repo.create_collection("Trips", embedding_model_path=str(minilm_gguf))
+        repo.add_source(collection.id, str(docs), "folder")  # as the page and ember index record it
         client = embedding_host.client()
         with DocumentParser(log_dir=tmp_path / "logs") as parser:
             for _ in index_collection(repo, collection.id, find_files([docs]), parser.parse, client.embed,

@@ -154,7 +154,7 @@ def test_a_corrupt_download_is_refused_and_the_user_told(qtbot, window, hub_serv
     search_and_open(qtbot, page, "SmolLM2")
     files = page.findChild(QTableView, "hubFiles")
     files.selectRow(column(files, "File").index(SMOL_FILE))
-    with qtbot.waitSignal(page.controller.error, timeout=60000) as blocker:
+    with qtbot.waitSignal(page.downloads.error, timeout=60000) as blocker:  # the window's download queue
         qtbot.mouseClick(page.findChild(QPushButton, "downloadButton"), Qt.MouseButton.LeftButton)
     assert "failed verification" in blocker.args[0].message and "not in your library" in blocker.args[0].message
     assert "failed verification" in window.error_bar.message.text()  # said in the window
