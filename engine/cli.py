@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "engine.commands.serve_cmd",
     "engine.commands.hub_cmd",
     "engine.commands.rag_cmd",
+    "engine.commands.finetune_cmd",
 ]
 
 

@@ -65,3 +65,31 @@ def read_chat_jsonl(path: str | Path) -> list[tuple[dict, ...]]:
                               'Each line must be {"messages": [{"role": "user", "content": "..."}, '
                               '{"role": "assistant", "content": "..."}]}.')
     return conversations
+
+
+def read_pairs_jsonl(path: str | Path) -> list[tuple[str, str]]:
+    """Reviewed question/answer pairs, one {"question": ..., "answer": ...} a line; bad lines named by number."""
+    path = Path(path)
+    pairs, problems = [], []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadTrainingData(f"{path.name} is not UTF-8 text.", "Save it as UTF-8 JSONL.") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            problems.append(f"line {number}: not JSON ({exc.msg})")
+            continue
+        if not isinstance(value, dict) or not isinstance(value.get("question"), str) \
+                or not isinstance(value.get("answer"), str):
+            problems.append(f'line {number}: needs a "question" and an "answer" text')
+            continue
+        pairs.append((value["question"], value["answer"]))
+    if problems:
+        raise BadTrainingData(f"{path.name} has {len(problems)} bad line{'s' if len(problems) > 1 else ''}: "
+                              f"{'; '.join(problems[:MAX_REPORTED])}.",
+                              'Each line must be {"question": "...", "answer": "..."}.')
+    return pairs

@@ -19,7 +19,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from engine.finetune.trainer.data import render
-from engine.finetune.trainer.model import load_tokenizer
+from engine.finetune.trainer.model import dense_base, load_tokenizer
 from engine.runtime.adapters import AdapterSlot
 
 MAX_TOKENS = 160
@@ -30,7 +30,7 @@ def run_request(request_path: Path, emit) -> None:
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
     threads = int(request.get("threads") or 1)
     torch.set_num_threads(threads)
-    dense = Path(request["dense"])
+    dense = dense_base(Path(request["base_gguf"]), Path(request["dense"]), emit)  # made here for an imported adapter
     tokenizer = load_tokenizer(dense)
     sequences = [tokenizer(render(tokenizer, messages), add_special_tokens=False)["input_ids"][:MAX_TOKENS]
                  for messages in request.get("conversations", [])]
