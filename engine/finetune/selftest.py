@@ -4,7 +4,7 @@
 2. loads       llama.cpp applies it to the base GGUF (a runtime host starts with it);
 3. agreement   teacher-forced logits of llama.cpp + adapter against PyTorch + peft on a few sequences
                (the trainer child, trainer/compare.py): KL close to the base model's own and the same
-               top token almost everywhere;
+               top token wherever PyTorch's is clearly ahead (by 0.3 in probability);
 4. replies end greedy replies to the probe questions stop by themselves (the chat template and EOS);
 5. effect      the adapter changes at least one probe answer (the base's answers come from the same
                host with the adapter taken off in place).
@@ -30,7 +30,11 @@ from engine.runtime.sampling import Sampling
 from engine.runtime.supervisor import HostSettings, RuntimeHost
 
 KL_MARGIN = 0.02  # the adapter's KL may exceed the base's own llama.cpp-vs-PyTorch KL by this much
-TOP1_MARGIN = 0.05
+# Top tokens are compared where PyTorch's leads the next by 0.3 or more in probability: at a near tie
+# ("You can" 0.33 / "You are" 0.33) the quantized weights alone flip it. Measured on SmolLM2 after 16
+# steps: a right export agreed at 100% of the decided positions (88% of all), one without the Q/K
+# permutation at 97.5%, with a KL 17 times the right one's (0.161 against 0.0093; the base alone 0.0058).
+TOP1_MARGIN = 0.02
 REPLY_TOKENS = 256
 SELF_TEST_CONTEXT = 2048
 
@@ -149,9 +153,11 @@ def agreement_check(adapter: AdapterRecord, given: SelfTestInput, cancel: Cancel
         reason = error_from_event(event).message if event else "the comparison did not finish"
         return Check("agreement", False, f"not measured: {reason}", MEANINGS["agreement"])
     tuned, base = event["adapter"], event["base"]
-    passed = tuned["kl_mean"] <= base["kl_mean"] + KL_MARGIN and tuned["top1"] >= base["top1"] - TOP1_MARGIN
-    figure = (f"KL {tuned['kl_mean']:.4f} (the base alone: {base['kl_mean']:.4f}), top-1 agreement "
-              f"{tuned['top1']:.1%} (base {base['top1']:.1%}) over {event['positions']} positions")
+    passed = (tuned["kl_mean"] <= base["kl_mean"] + KL_MARGIN
+              and tuned["top1_decided"] >= base["top1_decided"] - TOP1_MARGIN)
+    figure = (f"KL {tuned['kl_mean']:.4f} (the base alone: {base['kl_mean']:.4f}); the same top token at "
+              f"{tuned['top1_decided']:.1%} of {tuned['decided_positions']} decided positions (base "
+              f"{base['top1_decided']:.1%}), {tuned['top1']:.1%} of all {event['positions']}")
     return Check("agreement", passed, figure, MEANINGS["agreement"],
                  {"adapter": tuned, "base": base, "adapter_effect": event.get("adapter_effect"),
                   "positions": event["positions"]})

@@ -23,6 +23,7 @@ from engine.finetune.trainer.model import dense_base, load_tokenizer
 from engine.runtime.adapters import AdapterSlot
 
 MAX_TOKENS = 160
+CLEAR_LEAD = 0.3
 
 
 def run_request(request_path: Path, emit) -> None:
@@ -69,13 +70,20 @@ def _llama_logits(llama, sequences: list[list[int]]) -> list[np.ndarray]:
 
 
 def agreement(reference: list[np.ndarray], other: list[np.ndarray]) -> dict:
-    """Mean and largest KL(reference ‖ other) per position, and how often their top tokens agree."""
-    kls, same = [], []
+    """Mean and largest KL(reference ‖ other) per position, and how often their top tokens agree: at every
+    position, and where the reference is decided (its top token leads the next by CLEAR_LEAD in
+    probability; a near tie may flip on rounding alone)."""
+    kls, same, decided = [], [], []
     for ref, oth in zip(reference, other, strict=True):
         p, q = _log_softmax(ref), _log_softmax(oth)
         kls.extend((np.exp(p) * (p - q)).sum(axis=-1).tolist())
         same.extend((ref.argmax(-1) == oth.argmax(-1)).tolist())
-    return {"kl_mean": float(np.mean(kls)), "kl_max": float(np.max(kls)), "top1": float(np.mean(same))}
+        top2 = np.sort(np.exp(p), axis=-1)[:, -2:]
+        decided.extend((top2[:, 1] - top2[:, 0] >= CLEAR_LEAD).tolist())
+    same_arr, decided_arr = np.array(same), np.array(decided)
+    clear = float(same_arr[decided_arr].mean()) if decided_arr.any() else 1.0
+    return {"kl_mean": float(np.mean(kls)), "kl_max": float(np.max(kls)), "top1": float(same_arr.mean()),
+            "top1_decided": clear, "decided_positions": int(decided_arr.sum())}
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -63,6 +63,7 @@ def train_job(job: JobFolder, emit, stop) -> None:
         run.restore(folder)
         start, history = step, state.get("losses", [])
         emit({"type": "resumed", "step": step, "total": total})
+    reset_peak(run.torch_device)  # the steps' peak, not the load's (the plan measures it the same way)
     started = time.perf_counter()
     recent: list[float] = []
     last_saved = start
