@@ -231,8 +231,9 @@ class FineTuneJob:
             while not child.finished:
                 if cancel.cancelled and not stopping:
                     stopping = True
-                    yield Progress(0, None, "", "Stopping after this step…")
-                    child.stop(STOP_TIMEOUT_S)  # stdin closes: a checkpoint, then exit
+                    yield Progress(0, None, "", "Stopping after this step…" if action == "train" else "Stopping…")
+                    # training: stdin closes, a checkpoint, then exit; a plan has nothing to keep
+                    child.stop(STOP_TIMEOUT_S if action == "train" else 5.0)
                 event = child.next_event(0.2)
                 if event is None:
                     continue
@@ -250,7 +251,7 @@ class FineTuneJob:
                     yield progress
         finally:
             if child.alive:
-                child.stop(STOP_TIMEOUT_S if stopping else 10.0)
+                child.stop(STOP_TIMEOUT_S if stopping and action == "train" else 10.0)
             child.wait(10)
             self.child_pid = None
         if error is not None:
