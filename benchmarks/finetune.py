@@ -123,7 +123,7 @@ def round_trip(paths: EmberPaths, model: Path, steps: int, threads: int, folder:
 
 
 def median_after_first(values: list[float]) -> float:
-    return statistics.median(values[1:] if len(values) > 1 else values)
+    return statistics.median(values[1:] if len(values) > 1 else values)  # --smoke: 2 steps, the second
 
 
 def main() -> int:
@@ -137,7 +137,7 @@ def main() -> int:
     if args.baseline_worker:
         print(json.dumps(plain_loop(json.loads(Path(args.baseline_worker).read_text()))))
         return 0
-    steps, fact_steps = (3, 2) if args.smoke else (args.steps, args.fact_steps)
+    steps, fact_steps = (2, 1) if args.smoke else (args.steps, args.fact_steps)
     model = starter_model()
     with tempfile.TemporaryDirectory(prefix="ember-bench-finetune-") as tmp:
         os.environ["EMBER_HOME"] = str(Path(tmp) / "home")
