@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "engine.commands.hub_cmd",
     "engine.commands.rag_cmd",
     "engine.commands.bench_cmd",
+    "engine.commands.finetune_cmd",
 ]
 
 

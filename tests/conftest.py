@@ -10,7 +10,8 @@ import pytest
 
 from tests.support.processes import session_children
 
-pytest_plugins = ["tests.support.host_fixtures", "tests.support.hub_fixtures", "tests.support.embedding_fixtures"]
+pytest_plugins = ["tests.support.host_fixtures", "tests.support.hub_fixtures", "tests.support.embedding_fixtures",
+                  "tests.support.finetune_fixtures"]
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never reach the internet: any Hub call that forgets its endpoint goes nowhere.

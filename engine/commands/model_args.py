@@ -15,6 +15,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-layers", default="auto", help="layers to offload to the GPU: a number or auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores - 1)")
     parser.add_argument("--lora", default=None, help="path of a LoRA adapter (GGUF)")
+    parser.add_argument("--lora-scale", type=float, default=1.0,
+                        help="the adapter's strength (default 1.0; 0 is the base model alone)")
     parser.add_argument("--chat-format", default=None,
                         help="override the chat template: none, chatml, llama-3, gemma, mistral-instruct")
 
@@ -22,9 +24,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def host_settings(args: argparse.Namespace, **extra) -> HostSettings:
     if args.ctx < 64:
         raise InvalidInput(f"--ctx {args.ctx} is too small.", "Use at least 64 tokens (4096 is a good default).")
+    if not -4.0 <= args.lora_scale <= 4.0:
+        raise InvalidInput(f"--lora-scale {args.lora_scale} is out of range.", "Use a scale from -4 to 4 (1.0 is usual).")
     gpu_layers = args.gpu_layers if args.gpu_layers == "auto" else _int(args.gpu_layers, "--gpu-layers")
     return HostSettings(model_path=args.model, context_length=args.ctx, gpu_layers=gpu_layers,
-                        threads=args.threads, lora_path=args.lora, chat_format=args.chat_format, **extra)
+                        threads=args.threads, lora_path=args.lora, lora_scale=args.lora_scale, chat_format=args.chat_format, **extra)
 
 
 def logs_dir():

@@ -76,6 +76,14 @@ class HostClient:
     def info(self) -> dict:
         return self._json("GET", "/ember/info")
 
+    def set_adapter(self, path: str | None, scale: float = 1.0, cancel: CancelToken | None = None) -> dict:
+        """Put a LoRA adapter (GGUF) on the running model at `scale`, or remove it (None or scale 0),
+        without reloading the model. Returns {"lora", "lora_scale"}; InvalidInput when it is refused."""
+        return self._json("POST", "/ember/adapter", {"path": str(path) if path else None, "scale": float(scale)},
+                          timeout=120.0, cancel=cancel, refused="The model process refused the adapter.",
+                          missing=InvalidInput("This model process cannot change adapters.",
+                                               "Load the model again (a chat model) to use adapters."))
+
     def count_tokens(self, messages: list[dict], cancel: CancelToken | None = None) -> int:
         """Prompt tokens of these messages as the host's template renders them (for the context budget)."""
         return int(self._json("POST", "/ember/count", {"messages": messages}, cancel=cancel)["tokens"])

@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--flash-attn", action="store_true")
     parser.add_argument("--lora", default=None)
+    parser.add_argument("--lora-scale", type=float, default=1.0)
     parser.add_argument("--chat-format", default=None, help="gguf (default), none, or a built-in format")
     parser.add_argument("--embedding", action="store_true", help="load an embedding model: /ember/embed, no chat")
     return parser.parse_args(argv)
@@ -100,6 +101,7 @@ def build_app(args: argparse.Namespace, token: str):
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
     from engine.runtime import templates
+    from engine.runtime.adapters import AdapterSlot
     from engine.runtime.routes import add_ember_routes
 
     templates.install_lenient_formatter()
@@ -108,17 +110,20 @@ def build_app(args: argparse.Namespace, token: str):
     batch = {"n_batch": ctx, "n_ubatch": ctx, "embedding": True} if args.embedding else {}
     model_settings = ModelSettings(
         model=args.model, n_ctx=ctx, n_gpu_layers=args.gpu_layers, n_threads=args.threads,
-        n_threads_batch=args.threads, flash_attn=args.flash_attn, lora_path=args.lora,
+        n_threads_batch=args.threads, flash_attn=args.flash_attn,
         logits_all=False, verbose=False, chat_format=None, **batch,
     )
     server_settings = ServerSettings(host=args.host, port=args.port, api_key=token)
     app = server_app.create_app(server_settings=server_settings, model_settings=[model_settings])
     llama = server_app._llama_proxy()
+    adapter = AdapterSlot(llama)  # set on the live context (not at load): the page swaps it without a reload
+    if args.lora:
+        adapter.set(args.lora, args.lora_scale)
     if args.embedding:
         info = {
             "model": args.model, "role": "embedding", "n_ctx": llama.n_ctx(), "n_embd": llama.n_embd(),
             "pooling": pooling, "gpu_layers": args.gpu_layers, "threads": args.threads, "template": "none",
-            "lora": args.lora, "pid": os.getpid(),
+            **adapter.state(), "pid": os.getpid(),
         }
         add_ember_routes(app, llama, None, info, server_app.get_llama_proxy)
         return BearerAuth(app, token), info
@@ -129,9 +134,9 @@ def build_app(args: argparse.Namespace, token: str):
         "model": args.model, "n_ctx": llama.n_ctx(), "gpu_layers": args.gpu_layers, "threads": args.threads,
         "system_in_user": renderer.system_in_user, "system_notice": renderer.system_notice,
         "template": renderer.kind, "template_hash": renderer.template_hash, "notice": renderer.notice,
-        "lora": args.lora, "pid": os.getpid(), "role": "chat",
+        **adapter.state(), "pid": os.getpid(), "role": "chat",
     }
-    add_ember_routes(app, llama, renderer, info, server_app.get_llama_proxy)
+    add_ember_routes(app, llama, renderer, info, server_app.get_llama_proxy, adapter)
     return BearerAuth(app, token), info
 
 

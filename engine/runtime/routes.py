@@ -6,6 +6,9 @@ rendered and tokenized (the client's template deadline waits for it), then `{"t"
 then `{"done": stats}` or `{"error": message}`. Generation shares llama-cpp-python's server lock, so
 it never runs beside a `/v1` request on the same model.
 
+`/ember/adapter` takes {"path": adapter or null, "scale": S} and sets the LoRA adapter on the live
+context (engine/runtime/adapters.py): a new adapter or scale without reloading the model.
+
 `/ember/embed` takes {"texts": [...], "normalize": true} and answers {"vectors": [[...]], "tokens": N}.
 It packs texts into llama.cpp batches of about PACK_TOKENS tokens (a text never spans two), under
 the same lock, and stops between batches when the client goes away (its cancel).
@@ -24,6 +27,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
+from engine.runtime.adapters import AdapterError
 from engine.runtime.generation import count_prompt_tokens, render_prompt, run_generation
 
 DISCONNECT_POLL_S = 0.05
@@ -113,8 +117,9 @@ def embed_tokens(llama, token_lists: list[list[int]], normalize: bool, should_st
     return vectors
 
 
-def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy) -> None:
-    """Chat routes when there is a renderer (a chat host), the embed route on an embedding host."""
+def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy, adapter=None) -> None:
+    """Chat routes when there is a renderer (a chat host), the embed route on an embedding host;
+    `/ember/adapter` when an AdapterSlot is given."""
     model_lock = contextlib.asynccontextmanager(get_llama_proxy)
 
     async def chat(request: Request):
@@ -207,11 +212,31 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy) -> None:
     async def describe(request: Request):
         return JSONResponse(info)
 
+    async def set_adapter(request: Request):
+        """{"path": str or null, "scale": float}: the adapter on the live context; answers the new state."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
+        path, scale = (body.get("path"), body.get("scale", 1.0)) if isinstance(body, dict) else (None, None)
+        if (path is not None and not isinstance(path, str)) or isinstance(scale, bool) \
+                or not isinstance(scale, (int, float)) or not -4.0 <= scale <= 4.0:
+            return JSONResponse({"error": "give a path (or null) and a scale from -4 to 4"}, status_code=400)
+        async with model_lock():  # never in the middle of a reply
+            try:
+                state = await anyio.to_thread.run_sync(adapter.set, path, float(scale))
+            except AdapterError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+        info.update(state)
+        return JSONResponse(state)
+
     if renderer is not None:
         app.add_route("/ember/chat", chat, methods=["POST"])
         app.add_route("/ember/count", count, methods=["POST"])
     if info.get("role") == "embedding":
         app.add_route("/ember/embed", embed, methods=["POST"])
     app.add_route("/ember/info", describe, methods=["GET"])
+    if adapter is not None:
+        app.add_route("/ember/adapter", set_adapter, methods=["POST"])
     if renderer is not None:  # a host with no renderer (an embedding model) has no prompt to show
         app.add_route("/ember/prompt", prompt, methods=["POST"])

@@ -53,6 +53,7 @@ class HostSettings:
     threads: int | None = None  # None: cores - 1
     flash_attention: bool = False
     lora_path: str | None = None
+    lora_scale: float = 1.0  # the adapter's strength; change it on a running host with HostClient.set_adapter
     chat_format: str | None = None  # None: the GGUF template; or "none" or a built-in format name
     host: str = "127.0.0.1"
     port: int = 0
@@ -154,7 +155,7 @@ class RuntimeHost:
         if s.flash_attention:
             command.append("--flash-attn")
         if s.lora_path:
-            command += ["--lora", str(s.lora_path)]
+            command += ["--lora", str(s.lora_path), "--lora-scale", repr(float(s.lora_scale))]
         if s.chat_format:
             command += ["--chat-format", s.chat_format]
         if s.role not in ("chat", "embedding"):

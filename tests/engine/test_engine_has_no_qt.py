@@ -17,9 +17,9 @@ class BlockQt:
 sys.meta_path.insert(0, BlockQt())
 import engine
 skip = {'engine.runtime.host_main', 'engine.runtime.routes', 'engine.runtime.templates',
-        'engine.runtime.generation'}  # child-process modules: checked without importing llama.cpp below
+        'engine.runtime.generation', 'engine.runtime.adapters'}  # child-process modules: checked without importing llama.cpp below
 for info in pkgutil.walk_packages(engine.__path__, 'engine.'):
-    if info.name not in skip:
+    if info.name not in skip and not info.name.startswith('engine.finetune.trainer'):  # torch: the trainer child
         importlib.import_module(info.name)
 print('ok', len(sys.modules))
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import BadModelFile
+from engine.errors import BadModelFile, InvalidInput
 from engine.runtime.sampling import Sampling
 from engine.runtime.supervisor import HostSettings, RuntimeHost
 from tests.support.gguf_files import write_lora_adapter
@@ -41,3 +41,40 @@ def test_wrong_adapter_is_refused_with_a_reason(smollm2_path, tmp_path, kind):
         host.start_blocking()
     assert info.value.message
     assert host.pid is None  # refused before any process started
+
+
+def test_adapter_and_scale_change_on_the_running_model(smollm2_path, tmp_path):
+    """The host swaps the adapter in place: the same replies as a host loaded with it, without a reload."""
+    strong = write_lora_adapter(smollm2_path, tmp_path / "strong.gguf", scale=0.5,
+                                targets=("attn_q", "attn_v", "ffn_down"))
+    loaded_with_it = greedy_reply(smollm2_path, tmp_path, strong)
+    settings = HostSettings(model_path=str(smollm2_path), context_length=256, gpu_layers=0, threads=1)
+    with RuntimeHost(settings, log_dir=tmp_path) as host:
+        client = host.client()
+
+        def reply() -> str:
+            return "".join(e.text for e in client.stream_chat(HELLO, GREEDY) if not e.stats)
+
+        plain = reply()
+        assert client.set_adapter(strong, 1.0) == {"lora": str(strong), "lora_scale": 1.0}
+        assert reply() == loaded_with_it != plain
+        client.set_adapter(strong, 0.3)
+        weaker = reply()
+        assert weaker != loaded_with_it
+        client.set_adapter(None)
+        assert reply() == plain
+        with pytest.raises(InvalidInput) as refused:
+            client.set_adapter(smollm2_path, 1.0)  # a model, not an adapter
+        assert "not a LoRA adapter" in refused.value.message
+        assert reply() == plain  # the host is still up, with what it had
+        assert client.info()["lora"] is None
+
+
+def test_scale_given_at_load(smollm2_path, tmp_path):
+    strong = write_lora_adapter(smollm2_path, tmp_path / "strong.gguf", scale=0.5, targets=("attn_q", "ffn_down"))
+    settings = HostSettings(model_path=str(smollm2_path), context_length=256, gpu_layers=0, threads=1,
+                            lora_path=str(strong), lora_scale=0.0)
+    with RuntimeHost(settings, log_dir=tmp_path) as host:
+        at_zero = "".join(e.text for e in host.client().stream_chat(HELLO, GREEDY) if not e.stats)
+        assert host.info["lora_scale"] == 0.0
+    assert at_zero == greedy_reply(smollm2_path, tmp_path)

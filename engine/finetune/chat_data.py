@@ -1,0 +1,95 @@
+"""The user's own chat data: JSONL, one conversation a line in OpenAI's `messages` format.
+
+    {"messages": [{"role": "system", "content": "..."}, {"role": "user", "content": "..."},
+                  {"role": "assistant", "content": "..."}]}
+
+Every line is checked; the bad ones are reported by number with what is wrong, all at once, so
+the user fixes the file in one go instead of one error at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.finetune.errors import BadTrainingData
+
+ROLES = ("system", "user", "assistant")
+MAX_REPORTED = 10
+
+
+def parse_chat_line(line: str) -> tuple[dict, ...]:
+    """One line's messages, or ValueError saying what is wrong with it."""
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    messages = value.get("messages") if isinstance(value, dict) else None
+    if not isinstance(messages, list) or not messages:
+        raise ValueError('no "messages" list')
+    out = []
+    for index, message in enumerate(messages, 1):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise ValueError(f"message {index} has no role of {', '.join(ROLES)}")
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise ValueError(f"message {index} has no text content")
+        out.append({"role": message["role"], "content": content})
+    if not any(m["role"] == "assistant" and m["content"].strip() for m in out):
+        raise ValueError("no assistant message to learn from")
+    if out[0]["role"] == "assistant" or (out[0]["role"] == "system" and len(out) > 1 and out[1]["role"] != "user"):
+        raise ValueError("the conversation must start with the user (after an optional system message)")
+    return tuple(out)
+
+
+def read_chat_jsonl(path: str | Path) -> list[tuple[dict, ...]]:
+    """Every conversation of the file; BadTrainingData listing the bad lines by number."""
+    path = Path(path)
+    conversations, problems = [], []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadTrainingData(f"{path.name} is not UTF-8 text.", "Save it as UTF-8 JSONL.") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            conversations.append(parse_chat_line(line))
+        except ValueError as exc:
+            problems.append(f"line {number}: {exc}")
+    if problems:
+        shown = "; ".join(problems[:MAX_REPORTED])
+        more = f" (and {len(problems) - MAX_REPORTED} more)" if len(problems) > MAX_REPORTED else ""
+        raise BadTrainingData(f"{path.name} has {len(problems)} bad line{'s' if len(problems) > 1 else ''}: "
+                              f"{shown}{more}.",
+                              'Each line must be {"messages": [{"role": "user", "content": "..."}, '
+                              '{"role": "assistant", "content": "..."}]}.')
+    return conversations
+
+
+def read_pairs_jsonl(path: str | Path) -> list[tuple[str, str]]:
+    """Reviewed question/answer pairs, one {"question": ..., "answer": ...} a line; bad lines named by number."""
+    path = Path(path)
+    pairs, problems = [], []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadTrainingData(f"{path.name} is not UTF-8 text.", "Save it as UTF-8 JSONL.") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            problems.append(f"line {number}: not JSON ({exc.msg})")
+            continue
+        if not isinstance(value, dict) or not isinstance(value.get("question"), str) \
+                or not isinstance(value.get("answer"), str):
+            problems.append(f'line {number}: needs a "question" and an "answer" text')
+            continue
+        pairs.append((value["question"], value["answer"]))
+    if problems:
+        raise BadTrainingData(f"{path.name} has {len(problems)} bad line{'s' if len(problems) > 1 else ''}: "
+                              f"{'; '.join(problems[:MAX_REPORTED])}.",
+                              'Each line must be {"question": "...", "answer": "..."}.')
+    return pairs
