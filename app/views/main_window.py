@@ -46,8 +46,9 @@ class PageSpec:
     module: str
 
 
-PAGES = ["Chat", "Models", "Documents"]
-LATER_PAGES = [PageSpec("Models", "app.views.models_page"), PageSpec("Documents", "app.views.documents_page")]
+PAGES = ["Chat", "Models", "Documents", "Fine-tune"]
+LATER_PAGES = [PageSpec("Models", "app.views.models_page"), PageSpec("Documents", "app.views.documents_page"),
+               PageSpec("Fine-tune", "app.views.finetune_page")]
 
 
 def slug(name: str) -> str:

@@ -1,0 +1,124 @@
+"""The Fine-tune page driven as a user does: read a document, review question/answer pairs, preview
+the dataset, make the plan (measured on real steps), train and watch the loss chart move, stop (a
+checkpoint is kept), train again (it goes on from there), get the GGUF adapter with its self-test,
+and find the job again in a new window. Real parts: the window, the trainer child (PyTorch on the
+CPU), llama.cpp for the self-test, the real SmolLM2 model."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.views.finetune_page import FinetunePage
+from engine.finetune.events import TrainStep
+from tests.support.finetune_fixtures import FACT_DOCUMENT, FACT_PAIRS, PARAPHRASE, THREADS, share_dense_copy
+
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+
+
+def open_finetune(qtbot, window) -> FinetunePage:
+    window.nav.setCurrentRow(3)
+    page = window.stack.currentWidget()
+    assert isinstance(page, FinetunePage)
+    page.controller.threads = THREADS
+    qtbot.waitUntil(lambda: page.base_model.count() > 0, timeout=20000)  # the starter model, from the library
+    return page
+
+
+def idle(page) -> bool:
+    return not page.controller.running
+
+
+def test_read_review_plan_train_stop_resume_and_get_a_tested_adapter(qtbot, make_window, ember_home, tmp_path,
+                                                                     finetune_session):
+    share_dense_copy(ember_home, finetune_session)  # the dense PyTorch copy of SmolLM2, made once per session
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "velkaran.md").write_text(FACT_DOCUMENT, encoding="utf-8")
+    window = make_window()
+    page = open_finetune(qtbot, window)
+    data = page.data
+    assert data.mode == "qa" and data.pairs_box.isVisibleTo(page)
+
+    data.add_paths([str(docs)])
+    with qtbot.waitSignal(page.controller.passages_ready, timeout=20000):
+        qtbot.mouseClick(data.read_button, Qt.MouseButton.LeftButton)
+    assert data.passages and "1 files" in data.passages_label.text()
+    data.add_pairs(FACT_PAIRS, "reviewed")  # what a user keeps after editing the drafted ones
+    data.pairs.item(0, 0).setCheckState(Qt.CheckState.Unchecked)  # one left out
+    data.probes.setPlainText(PARAPHRASE)
+    with qtbot.waitSignal(page.controller.dataset_ready, timeout=20000) as built:
+        qtbot.mouseClick(data.preview_button, Qt.MouseButton.LeftButton)
+    dataset = built.args[0]
+    assert dataset.counts.given == len(FACT_PAIRS) - 1
+    assert "training examples" in data.preview_text.toPlainText() and "Velkaran" in data.preview_text.toPlainText()
+
+    page.tabs.setCurrentIndex(1)
+    page.preset.setCurrentIndex(0)
+    page.rank.setValue(4)
+    page.steps.setValue(8)
+    page.batch.setValue(2)
+    page.seq_len.setValue(96)
+    page.name.setText("velkaran")
+    with qtbot.waitSignal(page.controller.plan_ready, timeout=240000) as planned:
+        qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
+    plan = planned.args[0]
+    assert plan.total_steps == 8 and plan.step_s is not None
+    text = page.plan_text.toPlainText()
+    assert "Backend: LoRA" in text or "Backend:" in text
+    assert "Memory (estimate)" in text and "s per step (measured)" in text
+
+    steps = []
+    page.controller.progress.connect(lambda p: isinstance(p, TrainStep) and steps.append(p.step))
+    qtbot.waitUntil(lambda: idle(page) and page.train_button.isEnabled(), timeout=10000)
+    qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=240000)
+    assert len(page.chart.train) >= 2  # the chart moved
+    with qtbot.waitSignal(page.controller.trained, timeout=240000) as stopped:
+        qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+    assert stopped.args[0].state == "stopped"
+    at = page.controller.job.resume_step()
+    assert 0 < at < 8 and "Stopped at step" in page.train_status.text()
+
+    qtbot.waitUntil(lambda: idle(page), timeout=10000)
+    steps.clear()
+    with qtbot.waitSignal(page.controller.tested, timeout=400000) as tested:
+        qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)  # goes on, then export and self-test
+    assert steps and min(steps) == at + 1  # resumed after the checkpoint, not from step 1
+    adapter, report = tested.args
+    assert adapter.gguf.is_file() and report.checks
+    assert page.checks.rowCount() == len(report.checks) and page.chat_button.isEnabled()
+    assert page.tabs.currentIndex() == 3 and str(adapter.gguf) in page.adapter_text.text()
+    shown_loss = list(page.chart.train)
+    qtbot.waitUntil(lambda: idle(page), timeout=10000)
+    window.close()
+
+    # a new window finds the job with its loss curve and its adapter
+    again = open_finetune(qtbot, make_window())
+    assert again.jobs.count() == 1 and "adapter ready" in again.jobs.item(0).text()
+    again.jobs.setCurrentRow(0)
+    assert [step for step, _ in again.chart.train] == [step for step, _ in shown_loss]
+    assert again.adapter is not None and again.chat_button.isEnabled()
+
+
+def test_refusals_before_training_are_said_with_what_to_change(qtbot, window, tmp_path, finetune_session, ember_home):
+    share_dense_copy(ember_home, finetune_session)
+    page = open_finetune(qtbot, window)
+    blank = tmp_path / "blank.md"
+    blank.write_text("   \n\n  ", encoding="utf-8")
+    page.data.add_paths([str(blank)])
+    with qtbot.waitSignal(page.controller.passages_ready, timeout=20000):
+        qtbot.mouseClick(page.data.read_button, Qt.MouseButton.LeftButton)
+    assert "Not used" in page.data.passages_label.text() and "whitespace" in page.data.passages_label.text()
+    with qtbot.waitSignal(page.controller.error, timeout=20000) as refused:
+        qtbot.mouseClick(page.data.preview_button, Qt.MouseButton.LeftButton)  # no pairs at all
+    assert refused.args[0].hint and window.error_bar.isVisible()
+
+    page.data.add_pairs(FACT_PAIRS, "reviewed")
+    with qtbot.waitSignal(page.controller.dataset_ready, timeout=20000):
+        qtbot.mouseClick(page.data.preview_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: idle(page), timeout=10000)
+    page.seq_len.setValue(32768)  # longer than SmolLM2's context
+    with qtbot.waitSignal(page.controller.error, timeout=60000) as refused:
+        qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
+    assert "8192" in refused.args[0].message or "8192" in (refused.args[0].hint or "")
