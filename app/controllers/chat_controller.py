@@ -106,6 +106,9 @@ class ChatController(QObject):
             sampling=previous.sampling if previous else {},
             context_length=previous.context_length if previous else None,
             model_path=previous.model_path if previous else None)
+        if previous is not None and previous.adapter_path:  # and the same adapter
+            session = self._guard(lambda: self.chats.update_session(
+                session.id, adapter_path=previous.adapter_path, adapter_scale=previous.adapter_scale)) or session
         if previous is not None:  # and the same documents
             used = self.documents.settings(previous.id)
             if used.active:
@@ -114,6 +117,28 @@ class ChatController(QObject):
         self.select(session.id)
         self._publish_sessions()
         return session
+
+    def new_session_with_adapter(self, adapter_path: str, scale: float, title: str) -> Session | None:
+        """A new chat that answers with this LoRA adapter (the Fine-tune page's "Open in chat")."""
+        session = self.new_session()
+        if session is None:
+            return None
+        updated = self._guard(lambda: self.chats.update_session(session.id, title=title, adapter_path=adapter_path,
+                                                                adapter_scale=scale))
+        if updated is not None:
+            self.session_changed.emit(updated)
+            self._publish_sessions()
+        return updated
+
+    def adapters(self) -> list:
+        """The adapters in EMBER_HOME/adapters/, for the chat's Adapter box (newest names as the user gave them)."""
+        from engine.finetune.export import list_adapters  # no numpy before the window paints
+
+        try:
+            return list_adapters(self.services.paths)
+        except (OSError, ValueError) as exc:
+            self.error.emit(InvalidInput(f"The adapters folder could not be read: {exc}"))
+            return []
 
     def select(self, session_id: int | None, message_id: int | None = None) -> None:
         """Show a chat; with `message_id` (a search hit) show the branch holding that message."""

@@ -55,6 +55,17 @@ class Turn:
     grounding: Grounding | None = None  # what retrieval found (once per turn), when the chat has documents
 
 
+def use_chat_adapter(host, request: TurnRequest, cancel: CancelToken) -> None:
+    """Put the chat's LoRA adapter (or none) on the loaded model before its prompt is counted; a refusal
+    says what to do instead of leaving the reply to come from the wrong weights."""
+    try:
+        host.use_adapter(request.adapter_path, request.adapter_scale, cancel)
+    except InvalidInput as error:
+        raise InvalidInput(f"This chat's adapter could not be used: {error.message}",
+                           "Pick another adapter for this chat in its settings (or none), or load the model "
+                           "it was trained on.") from error
+
+
 class ReplyController(QObject):
     generating_changed = Signal(bool)  # a turn started (True) or ended (False), whatever its state
     turn_started = Signal(int)  # the new reply's message id (the composer may clear now)
@@ -168,11 +179,14 @@ class ReplyController(QObject):
             self._end_turn()
             return
         retriever, grounding = self.services.retriever, turn.grounding
+        host = self.services.chat_model.host
 
         def count(cancel: CancelToken):
-            """On a worker: retrieve (the first time, if the chat has documents), then assemble and count."""
+            """On a worker: the chat's adapter on the model, retrieval (the first time, if the chat has
+            documents), then assemble and count."""
             from engine.rag.grounding import question_of  # numpy and the search: not needed to paint
 
+            use_chat_adapter(host, turn.request, cancel)
             found = grounding
             if found is None and turn.documents.active:
                 found = yield from retriever.retrieve(turn.documents, question_of(turn.request), cancel)

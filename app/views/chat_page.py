@@ -163,6 +163,8 @@ class ChatPage(QWidget):
         r.activity.connect(self.status_message)
 
         self.settings.changed.connect(self._save_settings)
+        self.settings.adapter.adapters_wanted.connect(self.list_adapters)
+        self.runtime.loaded.connect(lambda _model: self.list_adapters())
         self.settings.save_preset_requested.connect(self._save_preset)
         self.view.message_delegate.copy_code.connect(lambda code: self._copy(code, "Copied the code."))
         self.view.message_delegate.branch_step.connect(c.switch_branch)
@@ -190,11 +192,17 @@ class ChatPage(QWidget):
     def _on_session(self, session) -> None:
         self.sessions.mark_current(session.id if session else None)
         model = self.runtime.chat_model
+        self.list_adapters()
         self.settings.show_session(session, model.context_length if model else None)
         self.composer.cancel_edit()
         if session is not None and session.model_path:
             self.model_bar.select_path(session.model_path)
         self.replies.request_budget(self.composer.prompt.toPlainText())
+
+    def list_adapters(self) -> None:
+        """The Adapter box's list, read again (the Fine-tune page may have made one since)."""
+        model = self.runtime.chat_model
+        self.settings.adapter.set_adapters(self.chat.adapters(), model.path if model else None)
 
     def _save_settings(self, values: dict) -> None:
         self.chat.update_settings(**values)

@@ -34,6 +34,8 @@ def provenance_rows(item: DisplayMessage) -> list[tuple[str, str]]:
         rows += [("Model file", p.model_name or "unknown"),
                  ("SHA-256", p.model_sha256 or "not computed (the reply was written before the file was checked)"),
                  ("Quantization", p.quantization or "unknown"),
+                 ("Adapter", f"{p.adapter_path} at strength {p.adapter_scale or 1.0:g}" if p.adapter_path
+                  else "none (the model as it is)"),
                  ("Template hash", p.template_hash or "none (built-in format)"),
                  ("Seed", str(s.seed if s and s.seed is not None else p.seed if p.seed is not None else "random")),
                  ("Sampling", json.dumps(p.sampling or {}, sort_keys=True))]

@@ -12,6 +12,7 @@ import gc
 import importlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -31,7 +32,7 @@ from app.views.chat_page import ChatPage
 from app.views.message_bar import MessageBar
 from app.views.widgets import named
 from app.workers import WorkerRunner
-from engine.errors import EmberError
+from engine.errors import EmberError, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +181,27 @@ class MainWindow(QMainWindow):
             page.error_shown.connect(self.show_error)
         if hasattr(page, "open_in_chat"):
             page.open_in_chat.connect(self._open_in_chat)
+        if hasattr(page, "open_adapter"):
+            page.open_adapter.connect(self._open_adapter)
 
     def _open_in_chat(self, entry) -> None:
         """Load a model for chatting and show the Chat page."""
         self.runtime.load(entry)
         self._go_to_chat()
+
+    def _open_adapter(self, adapter, scale: float) -> None:
+        """A new chat that answers with a fine-tuned adapter, on the model it was trained on."""
+        base = (adapter.record.get("base_model") or {}).get("path")
+        loaded = self.runtime.chat_model
+        if base and (loaded is None or Path(loaded.path).resolve() != Path(base).resolve()):
+            entry = self.library.entry(base)
+            if entry is None:
+                self.show_error(InvalidInput(f"The adapter's base model {Path(base).name} is not in the library.",
+                                             "Add that GGUF file on the Models page, then open the adapter again."))
+                return
+            self.runtime.load(entry)
+        if self.chat.new_session_with_adapter(str(adapter.gguf), scale, f"Chat with {adapter.name}") is not None:
+            self._go_to_chat()
 
     def _page_failed(self, row: int, _error=None) -> None:
         spec = self._pending_pages.pop(row, None) or LATER_PAGES[row - 1]

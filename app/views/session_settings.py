@@ -1,4 +1,4 @@
-"""The chat's own settings: its documents, system prompt (with presets), sampling, context length.
+"""The chat's own settings: its documents, adapter, system prompt (with presets), sampling, context length.
 
 The panel edits values and emits them (debounced); the page saves them through the controller.
 """
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.views.chat_adapter_box import ChatAdapterBox
 from app.views.chat_documents_box import ChatDocumentsBox
 from app.views.widgets import named
 from engine.runtime.sampling import Sampling
@@ -31,7 +32,7 @@ DEFAULT_CONTEXT = 4096
 
 
 class SessionSettings(QScrollArea):
-    changed = Signal(dict)  # {"system_prompt", "sampling", "context_length"}
+    changed = Signal(dict)  # {"system_prompt", "sampling", "context_length", "adapter_path", "adapter_scale"}
     save_preset_requested = Signal(str, str)  # name, system prompt
 
     def __init__(self, parent=None) -> None:
@@ -47,6 +48,8 @@ class SessionSettings(QScrollArea):
 
         self.documents = ChatDocumentsBox()
         layout.addWidget(self.documents)
+        self.adapter = ChatAdapterBox()
+        layout.addWidget(self.adapter)
 
         prompt_box = QGroupBox("System prompt")
         prompt_layout = QVBoxLayout(prompt_box)
@@ -99,6 +102,7 @@ class SessionSettings(QScrollArea):
         for spin in (self.temperature, self.top_p, self.top_k, self.min_p, self.repeat, self.seed, self.max_tokens,
                      self.context):
             spin.valueChanged.connect(self._changed)
+        self.adapter.changed.connect(self._changed)
         self.preset_combo.activated.connect(self._apply_preset)
         self.save_preset_button.clicked.connect(self._ask_preset_name)
 
@@ -155,6 +159,7 @@ class SessionSettings(QScrollArea):
         self.max_tokens.setValue(sampling.max_tokens)
         context = session.context_length if session and session.context_length else None
         self.context.setValue(context or default_context or DEFAULT_CONTEXT)
+        self.adapter.show_choice(session.adapter_path if session else None, session.adapter_scale if session else 1.0)
         self._loading = False
 
     def sampling(self) -> dict:
@@ -165,7 +170,7 @@ class SessionSettings(QScrollArea):
 
     def values(self) -> dict:
         return {"system_prompt": self.system_edit.toPlainText(), "sampling": self.sampling(),
-                "context_length": self.context.value()}
+                "context_length": self.context.value(), **self.adapter.values()}
 
     def _changed(self) -> None:
         if not self._loading:

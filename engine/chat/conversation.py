@@ -76,7 +76,8 @@ class Conversation:
             if message_id is not None:
                 branch = _history_before(branch, repo.get_message(message_id), editing=draft is not None)
             sampling = Sampling.from_dict(session.sampling)
-            return TurnRequest(session.system_prompt, branch, draft, sampling.max_tokens, context_length)
+            return TurnRequest(session.system_prompt, branch, draft, sampling.max_tokens, context_length,
+                               adapter_path=session.adapter_path, adapter_scale=session.adapter_scale)
         finally:
             repo.conn.close()
 
@@ -128,7 +129,9 @@ class Conversation:
             session_id, parent_id, "assistant", "", status="streaming",
             provenance=Provenance(model_name=model.name, model_sha256=model.sha256, model_path=model.path,
                                   quantization=model.quantization, template_hash=model.template_hash,
-                                  sampling=sampling.to_dict(), seed=sampling.seed),
+                                  sampling=sampling.to_dict(), seed=sampling.seed,
+                                  adapter_path=session.adapter_path,
+                                  adapter_scale=session.adapter_scale if session.adapter_path else None),
         )
         return PendingReply(session_id, assistant.id, sampling)
 

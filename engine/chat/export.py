@@ -39,6 +39,8 @@ def to_markdown(repo: ChatRepository, session_id: int) -> str:
         p, s = message.provenance, message.stats
         if message.role == "assistant" and p.model_name:
             detail = [p.model_name] + ([p.quantization] if p.quantization else [])
+            if p.adapter_path:
+                detail.append(f"adapter {Path(p.adapter_path).stem} ×{p.adapter_scale or 1.0:g}")
             if s is not None:
                 detail.append(f"{s.completion_tokens} tokens")
             lines += [f"<sub>{' · '.join(detail)}</sub>", ""]
@@ -51,7 +53,8 @@ def to_json(repo: ChatRepository, session_id: int) -> dict:
         "format": FORMAT, "version": VERSION, "exported_at": time.time(),
         "session": {"title": session.title, "created_at": session.created_at, "system_prompt": session.system_prompt,
                     "sampling": session.sampling, "context_length": session.context_length,
-                    "model_path": session.model_path, "current_leaf_id": session.current_leaf_id},
+                    "model_path": session.model_path, "current_leaf_id": session.current_leaf_id,
+                    "adapter_path": session.adapter_path, "adapter_scale": session.adapter_scale},
         "messages": [
             {"id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content,
              "status": "interrupted" if m.status == "streaming" else m.status, "created_at": m.created_at,
@@ -130,6 +133,9 @@ def import_json(repo: ChatRepository, data: dict | str | Path) -> int:
         created = repo.create_session(str(session.get("title") or "Imported chat")[:200],
                                       str(session.get("system_prompt") or ""), session.get("sampling") or {},
                                       session.get("context_length"), session.get("model_path"))
+        if session.get("adapter_path"):
+            repo.update_session(created.id, adapter_path=session["adapter_path"],
+                                adapter_scale=session.get("adapter_scale", 1.0))
         new_ids: dict = {}
         for m in messages:
             new_ids[m["id"]] = _add(repo, created.id, new_ids.get(m.get("parent_id")), m)

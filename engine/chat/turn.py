@@ -32,6 +32,8 @@ class TurnRequest:
     max_tokens: int
     context_length: int
     documents: Sequence[str] = field(default_factory=tuple)
+    adapter_path: str | None = None  # the chat's LoRA adapter, put on the model before the turn is counted
+    adapter_scale: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,13 @@ def resolve_gpu_layers(settings: HostSettings, model_info) -> int:
     return choose_gpu_layers(model_info, probe_hardware(), settings.context_length)
 
 
+def adapter_state(path: str | Path | None, scale: float) -> tuple[str, float] | None:
+    """An adapter choice in one form: None when nothing changes the base model (no path, or strength 0)."""
+    if not path or float(scale) == 0.0:
+        return None
+    return str(Path(path)), float(scale)
+
+
 class RuntimeHost:
     """One model process. Use `start()` (a generator of Progress) or `start_blocking()`, then `client()`."""
 
@@ -94,6 +101,7 @@ class RuntimeHost:
         self.log_path: Path | None = None
         self._process: ChildProcess | None = None
         self._error_line: str | None = None  # what the host's error event said, if it sent one
+        self._adapter = adapter_state(settings.lora_path, settings.lora_scale)  # what the host has on now
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -120,6 +128,25 @@ class RuntimeHost:
         if not self.alive:
             self.raise_death()
         return HostClient(self.settings.host, self.port, self.token, on_broken=self.raise_death)
+
+    @property
+    def adapter(self) -> tuple[str, float] | None:
+        """(path, scale) of the LoRA adapter on the model now; None: the base model alone."""
+        return self._adapter
+
+    def use_adapter(self, path: str | Path | None, scale: float = 1.0, cancel: CancelToken | None = None) -> bool:
+        """Put this adapter on the model at `scale` (None or 0: the base alone), in place, without a reload.
+
+        Nothing is sent when it is on already: a change empties the host's KV cache, so a chat that keeps
+        its adapter keeps its cached prompt. Returns whether the adapter changed."""
+        wanted = adapter_state(path, scale)
+        if wanted is not None and not Path(wanted[0]).is_file():  # deleted since: say so, even if still in memory
+            raise InvalidInput(f"The adapter file {wanted[0]} is not there any more.")
+        if wanted == self._adapter:
+            return False
+        self.client().set_adapter(*(wanted or (None, 0.0)), cancel=cancel)
+        self._adapter = wanted
+        return True
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self, cancel: CancelToken | None = None) -> Iterator[Progress]:

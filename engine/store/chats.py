@@ -28,6 +28,8 @@ class Session:
     context_length: int | None = None
     model_path: str | None = None
     current_leaf_id: int | None = None
+    adapter_path: str | None = None  # a GGUF LoRA adapter used on the model in this chat (None: the base alone)
+    adapter_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,9 @@ class Provenance:
     template_hash: str | None = None
     sampling: dict | None = None
     seed: int | None = None
-    model_path: str | None = None  # last: callers build Provenance by position
+    model_path: str | None = None  # after these: callers build Provenance by position
+    adapter_path: str | None = None  # the LoRA adapter on the model when the reply was made, and its strength
+    adapter_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ def _session(row: sqlite3.Row) -> Session:
         context_length=row["context_length"],
         model_path=row["model_path"],
         current_leaf_id=row["current_leaf_id"],
+        adapter_path=row["adapter_path"],
+        adapter_scale=row["adapter_scale"],
     )
 
 
@@ -100,10 +106,15 @@ def _message(row: sqlite3.Row) -> Message:
             template_hash=row["template_hash"],
             sampling=json.loads(row["sampling_json"]) if row["sampling_json"] else None,
             seed=row["seed"],
+            adapter_path=row["adapter_path"],
+            adapter_scale=row["adapter_scale"],
         ),
         stats=GenerationStats.from_dict(stats) if stats else None,
         error=row["error"],
     )
+
+
+MAX_ADAPTER_SCALE = 4.0
 
 
 class ChatRepository:
@@ -141,9 +152,10 @@ class ChatRepository:
 
     @database_errors("save the chat's settings")
     def update_session(self, session_id: int, **changes) -> Session:
-        """Change title, system_prompt, sampling, context_length or model_path."""
+        """Change title, system_prompt, sampling, context_length, model_path, adapter_path or adapter_scale."""
         columns = {"title": "title", "system_prompt": "system_prompt", "sampling": "sampling_json",
-                   "context_length": "context_length", "model_path": "model_path"}
+                   "context_length": "context_length", "model_path": "model_path",
+                   "adapter_path": "adapter_path", "adapter_scale": "adapter_scale"}
         unknown = set(changes) - set(columns)
         if unknown:
             raise InvalidInput(f"Unknown session setting(s): {', '.join(sorted(unknown))}")
@@ -154,6 +166,10 @@ class ChatRepository:
             changes["title"] = title[:200]
         if "sampling" in changes:
             changes["sampling"] = json.dumps(changes["sampling"] or {})
+        if "adapter_path" in changes:
+            changes["adapter_path"] = str(changes["adapter_path"]) if changes["adapter_path"] else None
+        if "adapter_scale" in changes:
+            changes["adapter_scale"] = _adapter_scale(changes["adapter_scale"])
         if changes:
             assignments = ", ".join(f"{columns[key]} = ?" for key in changes)
             self.conn.execute(
@@ -198,11 +214,11 @@ class ChatRepository:
             cur = self.conn.execute(
                 "INSERT INTO messages (session_id, parent_id, role, content, status, created_at, updated_at,"
                 " model_name, model_sha256, model_path, quantization, template_hash, sampling_json, seed,"
-                " stats_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " stats_json, adapter_path, adapter_scale) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (session_id, parent_id, role, content, status, now, now, p.model_name, p.model_sha256,
                  p.model_path, p.quantization, p.template_hash,
                  json.dumps(p.sampling) if p.sampling is not None else None,
-                 p.seed, json.dumps(stats.to_dict()) if stats else None),
+                 p.seed, json.dumps(stats.to_dict()) if stats else None, p.adapter_path, p.adapter_scale),
             )
             self.conn.execute(
                 "UPDATE sessions SET current_leaf_id = ?, updated_at = ? WHERE id = ?",
@@ -331,6 +347,17 @@ class ChatRepository:
             (query, limit),
         ).fetchall()
         return [SearchHit(r["session_id"], r["title"], r["message_id"], r["snippet"]) for r in rows]
+
+
+def _adapter_scale(value) -> float:
+    """An adapter's strength: a number from 0 (no effect) to 4; anything else is refused with the range."""
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"The adapter strength {value!r} is not a number.", "Give a number from 0 to 4.") from None
+    if not 0.0 <= scale <= MAX_ADAPTER_SCALE:
+        raise InvalidInput(f"The adapter strength {scale:g} is out of range.", "Give a number from 0 to 4.")
+    return scale
 
 
 def _fts_query(text: str) -> str:

@@ -25,6 +25,7 @@ BUSY_TIMEOUT_MS = 5000
 # Ordered: MIGRATIONS[i] takes the database from version i to i + 1. Released ones are frozen.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     schema.migrate_to_v1, schema.migrate_to_v2, schema.migrate_to_v3, schema.migrate_to_v4,
+    schema.migrate_to_v5,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -305,3 +305,21 @@ def migrate_to_v4(conn: sqlite3.Connection) -> None:
         CREATE INDEX qa_pairs_by_collection ON qa_pairs(collection_id, status);
         """
     )
+
+
+def migrate_to_v5(conn: sqlite3.Connection) -> None:
+    """A LoRA adapter per chat.
+
+    `sessions.adapter_path`: the GGUF adapter a chat uses on its model (NULL: the base model alone),
+    at `adapter_scale` (its strength). The same two columns on `messages` record, as provenance, which
+    adapter and strength made a reply, so an answer can be told apart from the base model's.
+    """
+    run_script(
+        conn,
+        """
+        ALTER TABLE sessions ADD COLUMN adapter_path TEXT;
+        ALTER TABLE sessions ADD COLUMN adapter_scale REAL NOT NULL DEFAULT 1.0;
+        ALTER TABLE messages ADD COLUMN adapter_path TEXT;
+        ALTER TABLE messages ADD COLUMN adapter_scale REAL;
+        """
+    )

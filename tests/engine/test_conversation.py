@@ -169,3 +169,29 @@ def test_counting_stops_when_the_turn_is_cancelled(host_client):
     with pytest.raises(Cancelled):
         assemble_turn(host_client, TurnRequest("", [], "hello", 16, 2048), cancel=cancel)
     assert host_client.count_tokens([{"role": "user", "content": "hello"}]) > 0  # the host is fine
+
+
+def test_a_chats_adapter_is_in_its_request_and_in_its_replies_provenance(conversation, repo, tmp_path):
+    """The turn carries the chat's adapter (the app puts it on the host), and the reply records it."""
+    session = small_session(repo)
+    adapter = str(tmp_path / "fact" / "adapter.gguf")
+    repo.update_session(session.id, adapter_path=adapter, adapter_scale=0.75)
+    request = conversation.request_send(session.id, "Hi", CONTEXT)
+    assert (request.adapter_path, request.adapter_scale) == (adapter, 0.75)
+    pending = conversation.prepare_send(session.id, "Hi", MODEL)
+    reply = repo.get_message(pending.assistant_message_id)
+    assert (reply.provenance.adapter_path, reply.provenance.adapter_scale) == (adapter, 0.75)
+    repo.update_session(session.id, adapter_path=None)
+    assert conversation.request_send(session.id, "Hi", CONTEXT).adapter_path is None
+    pending = conversation.prepare_send(session.id, "Again", MODEL)
+    assert repo.get_message(pending.assistant_message_id).provenance.adapter_path is None
+
+
+@pytest.mark.parametrize("scale", [-0.5, 4.5, "strong", None])
+def test_an_adapter_strength_out_of_range_is_refused_and_the_old_one_kept(repo, scale):
+    session = repo.create_session()
+    repo.update_session(session.id, adapter_path="/a/adapter.gguf", adapter_scale=1.5)
+    with pytest.raises(InvalidInput) as refused:
+        repo.update_session(session.id, adapter_scale=scale)
+    assert "0 to 4" in refused.value.hint
+    assert repo.get_session(session.id).adapter_scale == 1.5

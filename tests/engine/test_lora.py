@@ -78,3 +78,38 @@ def test_scale_given_at_load(smollm2_path, tmp_path):
         at_zero = "".join(e.text for e in host.client().stream_chat(HELLO, GREEDY) if not e.stats)
         assert host.info["lora_scale"] == 0.0
     assert at_zero == greedy_reply(smollm2_path, tmp_path)
+
+
+def test_use_adapter_sends_only_changes_and_keeps_the_process(smollm2_path, tmp_path):
+    """A chat's adapter is put on once: asking for what is on already sends nothing (the KV cache stays)."""
+    strong = write_lora_adapter(smollm2_path, tmp_path / "strong.gguf", scale=0.5,
+                                targets=("attn_q", "attn_v", "ffn_down"))
+    settings = HostSettings(model_path=str(smollm2_path), context_length=256, gpu_layers=0, threads=1)
+    with RuntimeHost(settings, log_dir=tmp_path) as host:
+        client, pid = host.client(), host.pid
+
+        def reply() -> str:
+            return "".join(e.text for e in client.stream_chat(HELLO, GREEDY) if not e.stats)
+
+        plain = reply()
+        assert host.adapter is None
+        assert host.use_adapter(strong, 1.0) is True
+        assert host.adapter == (str(strong), 1.0)
+        tuned = reply()
+        assert tuned != plain
+        assert host.use_adapter(strong, 1.0) is False  # on already: nothing sent
+        assert host.use_adapter(None, 1.0) is True and host.adapter is None
+        assert host.use_adapter(strong, 0.0) is False  # strength 0 is the model as it is: still nothing on
+        assert client.info()["lora"] is None
+        assert reply() == plain
+        assert host.use_adapter(strong, 1.0) is True
+        assert reply() == tuned
+        assert host.pid == pid  # never reloaded
+
+
+def test_use_adapter_refused_keeps_the_previous_state(smollm2_path, tmp_path):
+    settings = HostSettings(model_path=str(smollm2_path), context_length=256, gpu_layers=0, threads=1)
+    with RuntimeHost(settings, log_dir=tmp_path) as host:
+        with pytest.raises(InvalidInput):
+            host.use_adapter(smollm2_path, 1.0)  # a model, not an adapter
+        assert host.adapter is None

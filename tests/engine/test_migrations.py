@@ -22,6 +22,7 @@ RELEASED = {
     2: "1789b01e7e31e7ae5d6da5289b110653ad0b0b2774022844633c020033ad0836",
     3: "607ff27e716665f523449b564e32a4f10ab593bcacf524f39cdd0b9d2a28cac4",
     4: "3e457b99ec57d0bdbe782872c2bb41aa22b5703c7c1cdad630b865f1d26242e1",
+    5: "f89ef3a49a302bb136eba27c03c5e6ce8cf9a5dab763675027116a91e48535e4",
 }
 
 
@@ -91,9 +92,10 @@ def test_a_v1_database_with_rows_migrates_to_v2_keeping_every_row(ember_home):
     conn = connect(path)
     assert user_version(conn) == SCHEMA_VERSION
     after = {t: [tuple(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in before}
-    assert after["messages"] == [(*row, None) for row in before["messages"]]  # + model_path, empty
-    assert {t: after[t] for t in ("sessions", "presets", "models")} == {
-        t: before[t] for t in ("sessions", "presets", "models")}
+    # + model_path (v2) and the adapter (v5), empty
+    assert after["messages"] == [(*row, None, None, None) for row in before["messages"]]
+    assert after["sessions"] == [(*row, None, 1.0) for row in before["sessions"]]  # no adapter, strength 1
+    assert {t: after[t] for t in ("presets", "models")} == {t: before[t] for t in ("presets", "models")}
     repo = ChatRepository(conn)
     assert [h.message_id for h in repo.search("sourdough")] == [1]  # the FTS index came along
     assert [m.content for m in repo.branch(1)] == ["sourdough question", "an answer"]
