@@ -206,7 +206,7 @@ class FinetunePage(QWidget):
         self.checks.verticalHeader().hide()
         self.export_button = named(QPushButton("Export and test again"), "exportAdapterButton",
                                    "Export the adapter and test it")
-        self.scale = named(QDoubleSpinBox(), "adapterScaleSpin", "Adapter strength")
+        self.scale = named(QDoubleSpinBox(), "openAdapterScaleSpin", "Strength of the adapter in the new chat")
         self.scale.setRange(0.0, 2.0)
         self.scale.setSingleStep(0.05)
         self.scale.setValue(1.0)

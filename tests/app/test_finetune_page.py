@@ -91,6 +91,17 @@ def test_read_review_plan_train_stop_resume_and_get_a_tested_adapter(qtbot, make
     assert page.tabs.currentIndex() == 3 and str(adapter.gguf) in page.adapter_text.text()
     shown_loss = list(page.chart.train)
     qtbot.waitUntil(lambda: idle(page), timeout=10000)
+
+    page.scale.setValue(0.8)
+    qtbot.mouseClick(page.chat_button, Qt.MouseButton.LeftButton)  # a new chat answers with the adapter
+    session = window.services.chats.get_session(window.chat.session_id)
+    assert (session.adapter_path, session.adapter_scale) == (str(adapter.gguf), 0.8)
+    assert session.title == "Chat with velkaran" and window.chat_page.isVisible()
+    box = window.chat_page.settings.adapter
+    assert box.adapter_path() == str(adapter.gguf)
+    box.scale.setValue(1.2)  # its strength, changed in the chat's settings
+    window.chat_page.settings.flush()
+    assert window.services.chats.get_session(session.id).adapter_scale == 1.2
     window.close()
 
     # a new window finds the job with its loss curve and its adapter
