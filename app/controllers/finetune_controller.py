@@ -20,11 +20,12 @@ from app.changes import ChangeNotice, Changes
 from app.services import Services
 from app.workers import Worker, WorkerRunner
 from engine.errors import EmberError, InvalidInput
-from engine.finetune import availability, chat_data, dataset, pipeline, qa_writer, sources
+from engine.finetune import availability, chat_data, dataset, elsewhere, pipeline, qa_writer, sources
 from engine.finetune.dataset import Dataset
 from engine.finetune.job import FineTuneJob, list_jobs, new_job
 from engine.finetune.settings import TrainSettings
 from engine.jobs import CancelToken, Progress
+from engine.runtime.hardware import default_threads
 from engine.store.documents_repo import DocumentsRepository
 from engine.store.qa_repo import QARepository
 
@@ -39,6 +40,7 @@ class FinetuneController(QObject):
     plan_ready = Signal(object)  # Plan
     trained = Signal(object)  # TrainResult ("trained" or "stopped")
     tested = Signal(object, object)  # AdapterRecord, SelfTestReport
+    job_exported = Signal(object)  # Path of the folder written for another machine
     jobs_changed = Signal(object)  # list[FineTuneJob]
     stack_changed = Signal(object)  # StackStatus
     error = Signal(object)  # EmberError
@@ -184,6 +186,23 @@ class FinetuneController(QObject):
         self.tested.emit(adapter, report)
         self.notices.publish(Changes(adapters=True, source=self))
 
+    # --- beyond one machine ----------------------------------------------------------------------------
+    def export_job(self, out: str, base_model: str, settings: TrainSettings) -> None:
+        """A self-contained folder that trains this dataset on a bigger machine (`accelerate launch`)."""
+        built = self.dataset
+        if built is None and self.job is not None:
+            built = Dataset.read(self.job.folder.dataset, self.job.config["mode"])
+        if built is None:
+            self.error.emit(InvalidInput("There is no dataset to export yet.", "Preview the data first."))
+            return
+        self._run("Writing the job's folder…", _export_job, built, settings, out, base_model,
+                  on_result=self.job_exported.emit)
+
+    def import_adapter(self, peft_folder: str, base_model: str, probes: list[str]) -> None:
+        """A peft adapter trained elsewhere, through the same GGUF export and self-test as one trained here."""
+        self._run("Importing and testing the adapter…", elsewhere.import_adapter, self.services.paths, peft_folder,
+                  base_model, probes=probes, threads=self.threads or default_threads(), on_result=self._tested, long=True)
+
     # --- the training stack ---------------------------------------------------------------------------
     def install_stack(self) -> None:
         """pip installs the fine-tune extra into the Python Ember runs on; its output is the progress."""
@@ -236,6 +255,11 @@ def _export_and_test(paths, job: FineTuneJob, name: str, cancel: CancelToken | N
     adapter = pipeline.export_adapter(paths, job, name or None)
     report = yield from pipeline.run_self_test(adapter, pipeline.self_test_input(job), cancel)
     return adapter, report
+
+
+def _export_job(built: Dataset, settings: TrainSettings, out: str, base_model: str,
+                cancel: CancelToken | None = None) -> Path:
+    return elsewhere.export_job_folder(built, settings, Path(out), Path(base_model))
 
 
 def _pip_install(missing: list[str], cancel: CancelToken | None = None) -> Iterator[Progress]:

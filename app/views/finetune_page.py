@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -103,8 +104,13 @@ class FinetunePage(QWidget):
         self.jobs = named(QListWidget(), "finetuneJobsList", "Fine-tune jobs")
         self.new_button = named(QPushButton("New fine-tune"), "newFinetuneButton", "New fine-tune")
         layout.addWidget(QLabel("<b>Jobs</b>"))
+        self.import_button = named(QPushButton("Import adapter…"), "importAdapterButton", "Import an adapter",
+                                   "A peft adapter trained elsewhere (for example from an exported job): Ember "
+                                   "writes it as GGUF for the base model chosen above and tests it")
+        layout.addWidget(QLabel("<b>Jobs</b>"))
         layout.addWidget(self.jobs, 1)
         layout.addWidget(self.new_button)
+        layout.addWidget(self.import_button)
         return pane
 
     def _job_pane(self) -> QWidget:
@@ -162,9 +168,16 @@ class FinetunePage(QWidget):
             form.addRow(label, widget)
         self.plan_button = named(QPushButton("Make the plan"), "makePlanButton", "Make the plan")
         self.plan_text = named(QTextBrowser(), "planText", "The plan")
+        self.export_job_button = named(QPushButton("Export the job for another machine…"), "exportJobButton",
+                                       "Export the job for another machine",
+                                       "A folder with the dataset, the settings and a script to train on a bigger "
+                                       "GPU box with accelerate; bring the result back with Import adapter")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.plan_button)
+        buttons.addWidget(self.export_job_button)
         layout = QVBoxLayout(tab)
         layout.addLayout(form)
-        layout.addWidget(self.plan_button)
+        layout.addLayout(buttons)
         layout.addWidget(self.plan_text, 1)
         self._apply_preset()
         return tab
@@ -253,6 +266,10 @@ class FinetunePage(QWidget):
         self.chat_button.clicked.connect(lambda: self.adapter and self.open_adapter.emit(self.adapter, self.scale.value()))
         self.install_button.clicked.connect(c.install_stack)
         self.new_button.clicked.connect(lambda: c.show_job(None))
+        self.export_job_button.clicked.connect(self._ask_export_folder)
+        self.import_button.clicked.connect(self._ask_import_folder)
+        c.job_exported.connect(lambda folder: self.status_message.emit(
+            f"Wrote {folder}. Its README.txt says how to train there and bring the adapter back."))
         self.jobs.currentItemChanged.connect(self._on_job_chosen)
 
     # --- models, stack ------------------------------------------------------------------------------
@@ -322,6 +339,31 @@ class FinetunePage(QWidget):
         self.controller.plan(self.base_model.currentData(), self.settings(), self.data.probe_questions(),
                              self.name.text().strip())
 
+    # --- beyond one machine ----------------------------------------------------------------------------
+    def _ask_export_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A new or empty folder for the job")
+        if folder:
+            self.export_job_to(folder)
+
+    def export_job_to(self, folder: str) -> None:
+        if self.base_model.currentData() is None:
+            self.error_shown.emit(InvalidInput("There is no base model.", "Add a GGUF chat model on the Models page."))
+            return
+        self.controller.export_job(folder, self.base_model.currentData(), self.settings())
+
+    def _ask_import_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "The adapter's folder (adapter_config.json and its weights)")
+        if folder:
+            self.import_adapter_from(folder)
+
+    def import_adapter_from(self, folder: str) -> None:
+        """Export a peft folder as a GGUF adapter for the chosen base model, and self-test it."""
+        if self.base_model.currentData() is None:
+            self.error_shown.emit(InvalidInput("There is no base model for the adapter.",
+                                               "Add the GGUF it was trained for on the Models page."))
+            return
+        self.controller.import_adapter(folder, self.base_model.currentData(), self.data.probe_questions())
+
     def _on_plan(self, plan) -> None:
         self.plan_text.setPlainText("\n".join(plan.lines()))
         self.chart.clear(plan.total_steps)
@@ -334,7 +376,7 @@ class FinetunePage(QWidget):
         self.stop_button.setVisible(bool(what))
         running = bool(what)
         for button in (self.plan_button, self.train_button, self.export_button, self.data.preview_button,
-                       self.data.read_button, self.data.write_button):
+                       self.data.read_button, self.data.write_button, self.export_job_button, self.import_button):
             button.setEnabled(not running)
         if not running:
             self._on_stack(self.controller.stack_status())

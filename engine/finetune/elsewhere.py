@@ -48,7 +48,8 @@ def export_job_folder(dataset: Dataset, settings: TrainSettings, out: Path, base
         f"Train on another machine, then bring the adapter back to Ember.\n\n"
         f"  pip install torch transformers peft accelerate      (and bitsandbytes for --qlora on NVIDIA)\n"
         f"  accelerate launch {SCRIPT} --base <the Hugging Face repository of {Path(base_gguf).name}> [--qlora]\n"
-        f"  ember finetune import adapter --model {Path(base_gguf).name}\n", encoding="utf-8")
+        f"  ember finetune import adapter --model {Path(base_gguf).name}\n"
+        f"  (or in Ember: Fine-tune, Import adapter…, with that model chosen as the base model)\n", encoding="utf-8")
     return out
 
 

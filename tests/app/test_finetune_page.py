@@ -129,6 +129,19 @@ def test_refusals_before_training_are_said_with_what_to_change(qtbot, window, tm
     with qtbot.waitSignal(page.controller.dataset_ready, timeout=20000):
         qtbot.mouseClick(page.data.preview_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: idle(page), timeout=10000)
+    with qtbot.waitSignal(page.controller.job_exported, timeout=20000) as exported:  # for a bigger machine
+        page.export_job_to(str(tmp_path / "elsewhere"))
+    folder = exported.args[0]
+    assert (folder / "train_elsewhere.py").is_file() and (folder / "README.txt").is_file()
+    assert (folder / "train.jsonl").read_text(encoding="utf-8").count("\n") >= 1
+    qtbot.waitUntil(lambda: idle(page), timeout=10000)
+    not_an_adapter = tmp_path / "not-an-adapter"
+    not_an_adapter.mkdir()
+    with qtbot.waitSignal(page.controller.error, timeout=20000) as refused:
+        page.import_adapter_from(str(not_an_adapter))
+    assert "adapter_config.json" in refused.args[0].message + (refused.args[0].hint or "")
+    qtbot.waitUntil(lambda: idle(page), timeout=10000)
+
     page.seq_len.setValue(32768)  # longer than SmolLM2's context
     with qtbot.waitSignal(page.controller.error, timeout=60000) as refused:
         qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
