@@ -65,28 +65,30 @@ def test_version():
     assert result.returncode == 0 and result.stdout.startswith("ember ")
 
 
-def test_serve_prints_a_key_and_answers_openai_clients_with_it(smollm2_path):
-    import http.client
+def test_serve_prints_a_key_and_answers_openai_clients_with_it(smollm2_path, minilm_gguf):
+    """`ember serve` with a chat and an embedding model, used with the official OpenAI client."""
     import re
     import signal
 
+    import openai
+
     process = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "serve", "--model", str(smollm2_path), "--port", "0",
-         "--threads", "1", "--ctx", "512"],
+         "--threads", "1", "--ctx", "512", "--embedding-model", str(minilm_gguf)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lines = [process.stdout.readline() for _ in range(3)]
-        port = int(re.search(r":(\d+)/v1", lines[1]).group(1))
-        key = lines[2].split("API key:")[1].strip()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/v1/models")
-        assert conn.getresponse().status == 401
-        conn.close()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/v1/models", headers={"Authorization": f"Bearer {key}"})
-        response = conn.getresponse()
-        assert response.status == 200 and json.loads(response.read())["data"]
-        conn.close()
+        lines = [process.stdout.readline() for _ in range(4)]
+        port = int(re.search(r":(\d+)/v1", lines[0]).group(1))
+        key = next(line for line in lines if "API key:" in line).split("API key:")[1].strip()
+        base = f"http://127.0.0.1:{port}/v1"
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=base, api_key="ember-not-the-key-at-all", max_retries=0).models.list()
+        client = openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=60)
+        assert [m.id for m in client.models.list().data] == [smollm2_path.stem, minilm_gguf.stem]
+        reply = client.chat.completions.create(model=smollm2_path.stem, max_tokens=8, temperature=0,
+                                               messages=[{"role": "user", "content": "Say hi"}])
+        assert reply.choices[0].message.content
+        assert len(client.embeddings.create(model=minilm_gguf.stem, input="a bridge").data[0].embedding) == 384
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0

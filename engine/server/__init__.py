@@ -1,0 +1,1 @@
+"""Ember as a local model server for other programs (OpenAI-compatible), over the loaded models."""
