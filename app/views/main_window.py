@@ -47,9 +47,9 @@ class PageSpec:
     module: str
 
 
-PAGES = ["Chat", "Models", "Documents", "Fine-tune"]
+PAGES = ["Chat", "Models", "Documents", "Fine-tune", "Server"]
 LATER_PAGES = [PageSpec("Models", "app.views.models_page"), PageSpec("Documents", "app.views.documents_page"),
-               PageSpec("Fine-tune", "app.views.finetune_page")]
+               PageSpec("Fine-tune", "app.views.finetune_page"), PageSpec("Server", "app.views.server_page")]
 
 
 def slug(name: str) -> str:

@@ -1,0 +1,106 @@
+"""The Server panel driven as a user does: load a model in chat, switch the server on, paste the
+copied Python example into another program (a real `python` process with the official openai
+client), see the request in the list; a wrong key is refused and listed; the Chat page goes on
+working beside it; the server comes back on at the next start with the same key."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication
+
+from app.views.server_page import ServerPage
+from tests.e2e.conftest import load_model, set_sampling, type_and_send
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def open_server_panel(qtbot, window) -> ServerPage:
+    window.nav.setCurrentRow(4)
+    page = window.stack.currentWidget()
+    assert isinstance(page, ServerPage)
+    return page
+
+
+def click_box(qtbot, box) -> None:
+    """Click a check box on its box (a click far right of its text does not toggle it, as for a user)."""
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(6, box.height() // 2))
+
+
+def run_snippet(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_serve_paste_the_example_and_see_the_request(qtbot, open_window, smollm2_path):
+    window = open_window()
+    load_model(qtbot, window)
+    page = open_server_panel(qtbot, window)
+    assert not page.controller.running and "Off" in page.status.text()
+    page.port.setValue(free_port())
+    page.port.editingFinished.emit()
+    click_box(qtbot, page.switch)
+    assert page.controller.running and "Serving at http://127.0.0.1:" in page.status.text()
+    assert smollm2_path.stem in page.models.text()
+    assert page.key.echoMode() == page.key.EchoMode.Password
+    assert page.controller.settings.api_key not in page.python.toPlainText()  # hidden on screen ...
+
+    page.examples.setCurrentIndex(1)  # the Python tab
+    qtbot.mouseClick(page.copy_example, Qt.MouseButton.LeftButton)  # ... but in the copied snippet
+    snippet = QGuiApplication.clipboard().text()
+    assert page.controller.settings.api_key in snippet
+    with qtbot.waitSignal(page.controller.request_recorded, timeout=120000):
+        pasted = run_snippet(snippet.replace("client.chat.completions.create(", "client.chat.completions.create("
+                                             "max_tokens=8, "))
+    assert pasted.returncode == 0, pasted.stderr
+    assert pasted.stdout.strip()
+    record = page.record_model.row_object(0)
+    assert (record.endpoint, record.status, record.model) == ("/v1/chat/completions", 200, smollm2_path.stem)
+    assert record.tokens and record.tokens > 0
+
+    wrong = snippet.replace(page.controller.settings.api_key, "ember-someone-else-guessing")
+    with qtbot.waitSignal(page.controller.request_recorded, timeout=30000):
+        refused = run_snippet(wrong)
+    assert refused.returncode != 0 and "401" in refused.stderr
+    assert page.record_model.row_object(0).status == 401
+
+    window.nav.setCurrentRow(0)  # the Chat page goes on working while serving
+    window.chat_page.new_chat()
+    set_sampling(window, max_tokens=6)
+    type_and_send(qtbot, window, "Say hi")
+    assert window.services.chats.branch(window.chat.session_id)[-1].status == "complete"
+    key, port = page.controller.settings.api_key, page.controller.settings.port
+    window.close()
+
+    again = open_window()  # it was on when Ember closed: on again, same key and port
+    qtbot.waitUntil(lambda: len(again._pending_pages) == 0, timeout=30000)
+    page = open_server_panel(qtbot, again)
+    assert page.controller.running
+    assert (page.controller.settings.api_key, page.controller.settings.port) == (key, port)
+    assert "None loaded" in page.models.text()
+    click_box(qtbot, page.switch)
+    assert not page.controller.running
+
+
+def test_network_choice_warns_and_a_new_key_replaces_the_old(qtbot, open_window):
+    window = open_window()
+    page = open_server_panel(qtbot, window)
+    assert not page.network_warning.isVisibleTo(page)
+    click_box(qtbot, page.network)
+    assert page.controller.settings.network and page.network_warning.isVisibleTo(page)
+    old = page.controller.settings.api_key
+    qtbot.mouseClick(page.new_key, Qt.MouseButton.LeftButton)
+    assert page.controller.settings.api_key != old and page.key.text() == page.controller.settings.api_key
+    qtbot.mouseClick(page.copy_key, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == page.controller.settings.api_key
+    click_box(qtbot, page.network)
+    assert not page.controller.settings.network
