@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from engine.errors import EmberError
 from engine.paths import EmberPaths
+from engine.preferences import load_preferences
 from engine.store.lock import HomeLock
 
 STARTED_AT = time.perf_counter()
@@ -126,7 +127,8 @@ def run_window(debug: bool = False, on_window: Callable | None = None) -> int:
         app = QApplication.instance() or QApplication(sys.argv[:1])
         app.setApplicationName("Ember")
         app.setApplicationDisplayName("Ember")
-        apply_theme(app)
+        prefs = load_preferences(paths)
+        apply_theme(app, prefs.theme, prefs.font_size)
         window = MainWindow(services)
         window.first_painted.connect(lambda: _report_first_paint(window, app))
         if on_window is not None:

@@ -1,4 +1,14 @@
-"""App-wide settings in EMBER_HOME/settings.json: a schema version plus a dict for the rest.
+"""App-wide settings in EMBER_HOME/settings.json: a schema version, the user's choices and this
+machine's measurements, in two sections:
+
+    {"schema_version": 2, "preferences": {"context_length": 4096, "server": {...}, ...},
+     "machine": {"memory_bandwidth": {...}, "speed_calibration": {...}}}
+
+In memory it is one dict by key (`get`/`set`); `MACHINE_KEYS` decides the section a key is written to,
+so the measurements can be reset without touching what the user chose. Version 1 files (one flat
+dict) are read as they are and written as version 2. A file from a newer Ember is copied aside
+(settings.json.v<N>) before it is first written over. The typed view of the preferences is
+engine/preferences.py.
 
 Written atomically (temporary file + os.replace), so a crash mid-write leaves the old file whole.
 A file that cannot be read is set aside as settings.json.bad and Ember starts from defaults.
@@ -17,7 +27,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MACHINE_KEYS = frozenset({"memory_bandwidth", "speed_calibration"})  # measured here, not chosen
+SECTIONS = ("preferences", "machine")
 _write_lock = threading.Lock()  # read-modify-write of one file by several threads of one process
 
 
@@ -33,7 +45,9 @@ class Settings:
         self.values[key] = value
 
     def to_json(self) -> dict:
-        return {"schema_version": self.schema_version, **self.values}
+        preferences = {k: v for k, v in self.values.items() if k not in MACHINE_KEYS}
+        machine = {k: v for k, v in self.values.items() if k in MACHINE_KEYS}
+        return {"schema_version": SCHEMA_VERSION, "preferences": preferences, "machine": machine}
 
 
 def load_settings(path: Path) -> Settings:
@@ -51,13 +65,25 @@ def load_settings(path: Path) -> Settings:
         return Settings()
     if not isinstance(data, dict):
         return Settings()
-    version = data.pop("schema_version", SCHEMA_VERSION)
-    return Settings(int(version) if isinstance(version, int) else SCHEMA_VERSION, data)
+    version = data.pop("schema_version", 1)
+    version = version if isinstance(version, int) else 1
+    if version >= 2:  # sections; a newer version's unknown sections are not kept (its file is copied aside)
+        values = {}
+        for section in SECTIONS:
+            if isinstance(data.get(section), dict):
+                values.update(data[section])
+        return Settings(version, values)
+    return Settings(version, data)  # version 1: one flat dict
 
 
 def save_settings(path: Path, settings: Settings) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if settings.schema_version > SCHEMA_VERSION:  # a newer Ember wrote it: keep its file before writing ours
+        kept = path.with_name(f"{path.name}.v{settings.schema_version}")
+        if path.exists() and not kept.exists():
+            kept.write_bytes(path.read_bytes())
+        settings.schema_version = SCHEMA_VERSION
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

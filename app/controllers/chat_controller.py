@@ -18,6 +18,7 @@ from app.services import Services
 from engine.chat import export, presets
 from engine.chat.presets import Preset
 from engine.errors import EmberError, InvalidInput, NotFound
+from engine.preferences import load_preferences
 from engine.runtime.sampling import Sampling
 from engine.store.chat_documents_repo import ChatDocuments, ChatDocumentsRepository
 from engine.store.chats import Message, Session
@@ -101,10 +102,11 @@ class ChatController(QObject):
             self.notice.emit("Stop the reply before starting another chat.")
             return None
         previous = self.session()
+        defaults = load_preferences(self.services.paths)  # a chat with none open before starts from these
         session = self.chats.create_session(
-            system_prompt=previous.system_prompt if previous else "",
+            system_prompt=previous.system_prompt if previous else defaults.system_prompt,
             sampling=previous.sampling if previous else {},
-            context_length=previous.context_length if previous else None,
+            context_length=previous.context_length if previous else defaults.context_length,
             model_path=previous.model_path if previous else None)
         if previous is not None and previous.adapter_path:  # and the same adapter
             session = self._guard(lambda: self.chats.update_session(

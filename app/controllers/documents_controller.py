@@ -26,6 +26,7 @@ from app.services import Services
 from app.workers import Worker, WorkerRunner
 from engine.errors import EmberError
 from engine.jobs import Progress
+from engine.preferences import load_preferences
 from engine.rag.embedding_models import RECOMMENDED, is_embedding_model
 from engine.store.db import connect
 from engine.store.documents_repo import (
@@ -183,12 +184,22 @@ class DocumentsController(QObject):
         for entry in self.library.entries:
             if entry.path != str(recommended) and is_embedding_model(entry.info, entry.path):
                 choices.append(EmbeddingChoice(entry.name, entry.path, Path(entry.path).is_file()))
+        chosen = self._default_model()
+        if chosen is not None:  # the Settings page's default comes first
+            choices.sort(key=lambda choice: choice.path != chosen)
+            if choices[0].path != chosen:
+                choices.insert(0, EmbeddingChoice(f"{Path(chosen).name} (your default)", chosen, True))
         return choices
+
+    def _default_model(self) -> str | None:
+        """The default embedding model chosen on the Settings page, if it is still there."""
+        chosen = load_preferences(self.services.paths).embedding_model
+        return chosen if chosen and Path(chosen).is_file() else None
 
     # --- editing (quick SQL here; the work they cause runs on a worker) -------------------------
     def create(self, name: str, model_path: str | None = None, settings: dict | None = None) -> int | None:
         """A new collection (its embedding model: the recommended one unless another is given)."""
-        model_path = model_path or str(RECOMMENDED.destination(self.services.paths))
+        model_path = model_path or self._default_model() or str(RECOMMENDED.destination(self.services.paths))
         try:
             collection = self.repo.create_collection(name, embedding_model_path=model_path,
                                                      settings={**DEFAULT_SETTINGS, **(settings or {})})

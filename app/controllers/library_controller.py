@@ -20,7 +20,7 @@ from app.models.library_model import LibraryModel
 from app.services import Services
 from app.workers import Worker, WorkerRunner
 from engine.jobs import CancelToken, Progress
-from engine.library.library import Library, LibraryEntry
+from engine.library.library import Library, LibraryEntry, model_folders
 
 LibraryAction = Callable[[Library], object]  # runs on the worker, with the worker's own Library
 
@@ -62,6 +62,13 @@ class LibraryController(QObject):
 
     def add_folder(self, path: str) -> None:
         self._enqueue(lambda library: library.add_folder(Path(path)), edited=True)
+
+    def forget_folder(self, path: str) -> None:
+        self._enqueue(lambda library: library.forget_folder(Path(path)), edited=True)
+
+    def folders(self) -> list[str]:
+        """The folders the library scans besides Ember's own (the Settings page lists them)."""
+        return [str(p) for p in model_folders(self.services.paths)]
 
     def remove(self, entry: LibraryEntry) -> None:
         """Forget a model; only Ember's own downloads are deleted from disk."""

@@ -16,6 +16,7 @@ from app.workers import Worker, WorkerRunner
 from engine.errors import EmberError
 from engine.jobs import CancelToken
 from engine.library.library import LibraryEntry
+from engine.preferences import load_preferences
 from engine.runtime.hardware import probe_hardware
 from engine.runtime.registry import LoadedModel
 from engine.runtime.supervisor import HostSettings, RuntimeHost
@@ -54,13 +55,17 @@ class RuntimeController(QObject):
         self.runner.run(probe_hardware, False, name="probe-hardware", on_result=known)
 
     # --- load / unload the chat model ---------------------------------------------------------
-    def load(self, entry: LibraryEntry, context_length: int = 4096, gpu_layers: int | str = "auto",
+    def load(self, entry: LibraryEntry, context_length: int | None = None, gpu_layers: int | str | None = None,
              threads: int | None = None) -> None:
+        """Start a host for this model; what is not given comes from the Settings page's choices."""
         if self.busy:
             return
         self.unload()
-        settings = HostSettings(model_path=entry.path, context_length=context_length, gpu_layers=gpu_layers,
-                                threads=threads or self.threads)
+        prefs = load_preferences(self.services.paths)
+        settings = HostSettings(model_path=entry.path, context_length=context_length or prefs.context_length,
+                                gpu_layers=prefs.gpu_layers_value if gpu_layers is None else gpu_layers,
+                                threads=threads or self.threads or prefs.threads_value,
+                                flash_attention=prefs.flash_attention)
         host = RuntimeHost(settings, log_dir=self.services.paths.logs)
         cancel = CancelToken()
         worker = Worker(host.start, cancel, cancel=cancel, name="load-model")

@@ -14,6 +14,7 @@ from app.controllers.downloads_controller import DownloadsController
 from app.controllers.library_controller import LibraryController
 from app.controllers.reply_controller import ReplyController
 from app.controllers.runtime_controller import RuntimeController
+from app.controllers.server_controller import ServerController
 from app.controllers.source_controller import SourceController
 from app.controllers.status_controller import StatusController
 from app.services import Services
@@ -32,6 +33,7 @@ class WindowControllers:
     replies: ReplyController
     status: StatusController
     sources: SourceController  # draws cited pages and reads cited files for the source viewer
+    server: ServerController  # the local API server (the Server page switches it, the Settings page sets it)
 
 
 def build_controllers(services: Services, runner: WorkerRunner, parent) -> WindowControllers:
@@ -44,4 +46,6 @@ def build_controllers(services: Services, runner: WorkerRunner, parent) -> Windo
     replies = ReplyController(services, runner, chat, runtime, parent)
     status = StatusController(services, parent)
     sources = SourceController(runner, log_dir=services.paths.logs, parent=parent)
-    return WindowControllers(services, runner, notices, library, downloads, runtime, chat, replies, status, sources)
+    server = ServerController(services, parent)
+    return WindowControllers(services, runner, notices, library, downloads, runtime, chat, replies, status, sources,
+                             server)

@@ -214,6 +214,8 @@ class ChatPage(QWidget):
 
     # --- the model ----------------------------------------------------------------------------
     def _load(self, entry, gpu_layers) -> None:
+        """Load with the bar's GPU layers ("auto" there means: as the Settings page says)."""
+        gpu_layers = None if gpu_layers == "auto" else gpu_layers
         self.settings.flush()
         self.runtime.load(entry, context_length=self.settings.context.value(), gpu_layers=gpu_layers)
         self.chat.update_settings(model_path=entry.path)

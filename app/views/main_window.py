@@ -47,9 +47,10 @@ class PageSpec:
     module: str
 
 
-PAGES = ["Chat", "Models", "Documents", "Fine-tune", "Server"]
+PAGES = ["Chat", "Models", "Documents", "Fine-tune", "Server", "Settings"]
 LATER_PAGES = [PageSpec("Models", "app.views.models_page"), PageSpec("Documents", "app.views.documents_page"),
-               PageSpec("Fine-tune", "app.views.finetune_page"), PageSpec("Server", "app.views.server_page")]
+               PageSpec("Fine-tune", "app.views.finetune_page"), PageSpec("Server", "app.views.server_page"),
+               PageSpec("Settings", "app.views.settings_page")]
 
 
 def slug(name: str) -> str:

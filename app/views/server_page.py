@@ -49,9 +49,8 @@ RECORD_COLUMNS = [
 
 
 def build_page(controllers: WindowControllers, parent=None) -> ServerPage:
-    controller = ServerController(controllers.services)
+    controller = controllers.server
     page = ServerPage(controller, parent)
-    controller.setParent(page)
     controllers.runtime.loaded.connect(lambda _model: page.refresh())
     controllers.runtime.unloaded.connect(page.refresh)
     if controller.was_on:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
 THEME_ENV = "EMBER_THEME"
@@ -34,13 +34,20 @@ def is_dark(palette: QPalette) -> bool:
     return palette.color(QPalette.ColorRole.Window).lightness() < 128
 
 
-def apply_theme(app: QApplication) -> None:
+_follow = {}  # the app's platform palette and its chosen theme, kept for apply_choice
+
+
+def apply_theme(app: QApplication, theme: str = "system", font_size: int = 0) -> None:
+    """Fusion with the light or dark palette (the system's unless `theme` or EMBER_THEME says), and
+    the font size chosen on the Settings page (0: the system's)."""
     app.setStyle("Fusion")
     platform_palette = QPalette(app.palette())
-    forced = os.environ.get(THEME_ENV, "").lower()
     hints = app.styleHints()
+    _follow.update(app=app, platform_palette=platform_palette, font=app.font(), theme=theme)
+    apply_font_size(app, font_size)
 
     def update(*_) -> None:
+        forced = os.environ.get(THEME_ENV, "").lower() or (_follow["theme"] if _follow["theme"] != "system" else "")
         wants_dark = forced == "dark" or (forced != "light" and hints.colorScheme() == Qt.ColorScheme.Dark)
         if wants_dark and not is_dark(platform_palette):
             app.setPalette(dark_palette())
@@ -49,5 +56,23 @@ def apply_theme(app: QApplication) -> None:
         else:
             app.setPalette(platform_palette)
 
+    _follow["update"] = update
     hints.colorSchemeChanged.connect(update)
     update()
+
+
+def apply_choice(theme: str, font_size: int) -> None:
+    """The Settings page changed the theme or the font size: apply it now, no restart."""
+    if "update" not in _follow:  # the app was started without apply_theme (a test's window)
+        apply_theme(QApplication.instance(), theme, font_size)
+        return
+    _follow["theme"] = theme
+    _follow["update"]()
+    apply_font_size(_follow["app"], font_size)
+
+
+def apply_font_size(app: QApplication, points: int) -> None:
+    font = QFont(_follow.get("font", app.font()))
+    if points:
+        font.setPointSize(points)
+    app.setFont(font)

@@ -121,6 +121,17 @@ class Library:
         update_settings(self.paths.settings, change)
         return model_folders(self.paths)
 
+    def forget_folder(self, folder: Path) -> list[Path]:
+        """Stop scanning a folder (its files stay; its models leave the library at the scan that follows)."""
+        folder = str(Path(folder))
+
+        def change(settings) -> None:
+            current = [p for p in settings.get(FOLDERS_KEY, []) if isinstance(p, str)]
+            settings.set(FOLDERS_KEY, [p for p in current if p != folder])
+
+        update_settings(self.paths.settings, change)
+        return model_folders(self.paths)
+
     def add_file(self, path: Path) -> LibraryEntry:
         """Add a GGUF the user already has (by Open… or drag and drop); it stays where it is."""
         path = Path(path).expanduser().resolve()

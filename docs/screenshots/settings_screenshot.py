@@ -1,0 +1,24 @@
+"""Makes the Settings page for docs/screenshots/settings.png.
+
+    /work/shared/tools/screenshot.sh docs/screenshots/settings.png 12 -- \\
+        env EMBER_HOME=$(mktemp -d) .venv/bin/python docs/screenshots/settings_screenshot.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from app.application import run_window  # noqa: E402
+
+
+def drive(window) -> None:
+    window.resize(1380, 860)
+    window.move(0, 0)
+    window.first_painted.connect(lambda: window.nav.setCurrentRow(5))
+
+
+if __name__ == "__main__":
+    sys.exit(run_window(on_window=drive))
