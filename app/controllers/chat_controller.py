@@ -134,7 +134,7 @@ class ChatController(QObject):
 
     def adapters(self) -> list:
         """The adapters in EMBER_HOME/adapters/, for the chat's Adapter box (newest names as the user gave them)."""
-        from engine.finetune.export import list_adapters  # no numpy before the window paints
+        from engine.finetune.adapter_record import list_adapters
 
         try:
             return list_adapters(self.services.paths)

@@ -51,6 +51,11 @@ class StatusController(QObject):
             self.backend_text.emit(f"Backend: {machine} available")
         else:
             info = model.host.info
+            if info.get("remote"):
+                self.model_text.emit(f"Model: {model.name}")
+                self.backend_text.emit(f"Remote: {info['remote']}")
+                self.refresh_memory()
+                return
             layers = int(info.get("gpu_layers") or 0)
             backend = machine if layers else "CPU"
             gpu = "all layers on the GPU" if layers < 0 else f"{layers} GPU layer{'' if layers == 1 else 's'}"

@@ -29,6 +29,7 @@ from app.views.session_settings import SessionSettings
 from app.views.source_viewer import open_source
 from app.views.widgets import named
 from engine.errors import EmberError
+from engine.remote.host import is_remote
 
 
 class ChatPage(QWidget):
@@ -63,7 +64,7 @@ class ChatPage(QWidget):
         center_layout = QVBoxLayout(center)
         center_layout.setContentsMargins(0, 0, 0, 0)
         center_layout.setSpacing(2)
-        self.model_bar = ModelBar(self.library.model)
+        self.model_bar = ModelBar(self.library.model, self.runtime.remote_models)
         self.message_model = MessageModel(self)
         self.view = ConversationView(self.message_model)
         self.empty_label = named(QLabel(), "emptyChatLabel", "Hint")
@@ -214,9 +215,14 @@ class ChatPage(QWidget):
 
     # --- the model ----------------------------------------------------------------------------
     def _load(self, entry, gpu_layers) -> None:
-        """Load with the bar's GPU layers ("auto" there means: as the Settings page says)."""
+        """Load with the bar's GPU layers ("auto" there means: as the Settings page says); a remote
+        server's model is checked and used from there."""
         gpu_layers = None if gpu_layers == "auto" else gpu_layers
         self.settings.flush()
+        if is_remote(entry.path):
+            self.runtime.load_remote(entry, context_length=self.settings.context.value())
+            self.chat.update_settings(model_path=entry.path)
+            return
         self.runtime.load(entry, context_length=self.settings.context.value(), gpu_layers=gpu_layers)
         self.chat.update_settings(model_path=entry.path)
 
@@ -287,7 +293,7 @@ class ChatPage(QWidget):
     def _load_then_send(self, text: str) -> bool:
         """Send with no model loaded: load the one in the picker first, then send (True if so)."""
         entry = self.model_bar.entry()
-        if entry is None or entry.info is None:
+        if entry is None or (entry.info is None and not is_remote(entry.path)):
             return False
         self._send_when_loaded = text
         if not self.model_bar.loading:

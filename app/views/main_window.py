@@ -138,6 +138,8 @@ class MainWindow(QMainWindow):
             return
         self.library.scan()
         self.runtime.probe_hardware()
+        self.runtime.remote_problems.connect(lambda lines: self.statusBar().showMessage("; ".join(lines), 15000))
+        self.runtime.refresh_remote()
         self.controllers.downloads.resume_unfinished()
         self._build_pages()
 

@@ -1,9 +1,10 @@
-"""The model picker above the chat: the library (starter, downloads, opened files), "Open GGUF…",
-GPU layers ("auto" or a number), Load / Unload, and the loading progress."""
+"""The model picker above the chat: the library (starter, downloads, opened files) and the models of
+the remote servers the user added, "Open GGUF…", GPU layers ("auto" or a number), Load / Unload, and
+the loading progress."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QConcatenateTablesProxyModel, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -21,13 +22,14 @@ from app.views.widgets import named
 
 
 class ModelBar(QWidget):
-    load_requested = Signal(object, object)  # LibraryEntry, gpu layers ("auto" or int)
+    load_requested = Signal(object, object)  # LibraryEntry or RemoteModel, gpu layers ("auto" or int)
     unload_requested = Signal()
     cancel_requested = Signal()
     open_requested = Signal(str)  # a GGUF path the user picked
 
-    def __init__(self, library: LibraryModel, parent=None) -> None:
-        """`library`: the app's one library model (the library controller fills it)."""
+    def __init__(self, library: LibraryModel, remote=None, parent=None) -> None:
+        """`library`: the app's one library model (the library controller fills it); `remote`: the
+        remote servers' models (a RowsTableModel of RemoteModel, listed after the library's)."""
         super().__init__(parent)
         self.setObjectName("modelBar")
         self.loaded_path: str | None = None
@@ -36,9 +38,15 @@ class ModelBar(QWidget):
         layout.setContentsMargins(12, 8, 12, 4)
         self.models = library
         self._chosen_path: str | None = None  # the choice to keep across a rescan (the model resets)
-        library.modelAboutToBeReset.connect(self._remember_choice)
+        self.picker = QConcatenateTablesProxyModel(self)
+        for source in (library, remote):
+            if source is not None:
+                source.modelAboutToBeReset.connect(self._remember_choice)
+                self.picker.addSourceModel(source)
+        if remote is not None:
+            remote.modelReset.connect(lambda: self.library_changed())
         self.combo = named(QComboBox(), "modelCombo", "Model")
-        self.combo.setModel(self.models)
+        self.combo.setModel(self.picker)
         self.combo.setMinimumContentsLength(18)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setPlaceholderText("Looking for models…")
@@ -97,11 +105,18 @@ class ModelBar(QWidget):
     def gpu_setting(self):
         return "auto" if self.gpu_layers.value() < 0 else self.gpu_layers.value()
 
+    def _row_of(self, path: str | None) -> int:
+        for row in range(self.picker.rowCount()):
+            entry = self.picker.index(row, 0).data(EntryRole)
+            if entry is not None and entry.path == path:
+                return row
+        return -1
+
     def library_changed(self, prefer_path: str | None = None) -> None:
         """The library was rescanned: keep the chosen model chosen (else the first usable one)."""
         current = prefer_path or self._chosen_path
         entries = self.models.entries()
-        row = self.models.row_of(current)
+        row = self._row_of(current)
         if row < 0:
             row = next((i for i, e in enumerate(entries) if e.info is not None), -1)
         self.combo.setCurrentIndex(row)
@@ -110,7 +125,7 @@ class ModelBar(QWidget):
         self._update_button()
 
     def select_path(self, path: str | None) -> None:
-        row = self.models.row_of(path)
+        row = self._row_of(path)
         if row >= 0 and not self.loading:
             self.combo.setCurrentIndex(row)
 

@@ -35,6 +35,7 @@ from engine.config import MACHINE_KEYS, load_settings, update_settings
 from engine.errors import EmberError
 from engine.preferences import THEMES, Preferences, load_preferences, save_preferences
 from engine.progress_text import human_size
+from engine.remote.endpoints import Endpoint, list_models, load_endpoints, remove_endpoint, save_endpoint
 
 TEXT_SAVE_MS = 600
 
@@ -47,6 +48,7 @@ class SettingsPage(QScrollArea):
     status_message = Signal(str)
     error_shown = Signal(object)
     saved = Signal(object)  # Preferences, after each change that was kept
+    remote_added = Signal(str)  # the name of a remote server that answered and was kept
 
     def __init__(self, controllers: WindowControllers, parent=None) -> None:
         super().__init__(parent)
@@ -57,7 +59,7 @@ class SettingsPage(QScrollArea):
         body = QWidget()
         self.setWidget(body)
         layout = QVBoxLayout(body)
-        for box in (self._places(), self._models(), self._chats(), self._appearance(), self._server(),
+        for box in (self._places(), self._models(), self._remote(), self._chats(), self._appearance(), self._server(),
                     self._machine()):
             layout.addWidget(box)
         layout.addStretch(1)
@@ -126,6 +128,36 @@ class SettingsPage(QScrollArea):
         form.addRow("", self.flash)
         form.addRow("Embedding model", row)
         note = QLabel("GPU layers, threads and flash attention apply when a model is loaded next.")
+        note.setWordWrap(True)
+        form.addRow(note)
+        return box
+
+    def _remote(self) -> QGroupBox:
+        box = QGroupBox("Remote servers")
+        form = QFormLayout(box)
+        self.remotes = named(QListWidget(), "remoteServersList", "Remote servers")
+        self.remotes.setMaximumHeight(80)
+        self.remote_name = named(QLineEdit(), "remoteNameEdit", "Name of the remote server")
+        self.remote_name.setPlaceholderText("workstation")
+        self.remote_url = named(QLineEdit(), "remoteUrlEdit", "Address of the remote server")
+        self.remote_url.setPlaceholderText("http://192.168.1.20:8080/v1")
+        self.remote_key = named(QLineEdit(), "remoteKeyEdit", "API key of the remote server")
+        self.remote_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.remote_key.setPlaceholderText("if it needs one")
+        self.add_remote = named(QPushButton("Add and check"), "addRemoteButton", "Add the remote server",
+                                "Ember asks it for its models first; it is added only if it answers")
+        self.remove_remote = named(QPushButton("Remove"), "removeRemoteButton", "Remove the remote server")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_remote)
+        buttons.addWidget(self.remove_remote)
+        buttons.addStretch(1)
+        form.addRow("Servers", self.remotes)
+        form.addRow("Name", self.remote_name)
+        form.addRow("Address", self.remote_url)
+        form.addRow("API key", self.remote_key)
+        form.addRow("", buttons)
+        note = QLabel("A llama.cpp server, vLLM, Ollama or another Ember: any OpenAI-compatible API. Its models "
+                      "appear in the Chat page's model list.")
         note.setWordWrap(True)
         form.addRow(note)
         return box
@@ -201,6 +233,8 @@ class SettingsPage(QScrollArea):
         self.network.toggled.connect(lambda on: on != server.settings.network and server.change(network=on))
         server.state_changed.connect(self._show_server)
         self.forget_measured.clicked.connect(self.forget_measurements)
+        self.add_remote.clicked.connect(self.add_remote_server)
+        self.remove_remote.clicked.connect(self._remove_remote)
 
     def show_preferences(self, prefs: Preferences) -> None:
         widgets = (self.context, self.gpu_layers, self.threads, self.flash, self.theme, self.font_size,
@@ -219,6 +253,7 @@ class SettingsPage(QScrollArea):
         for widget in widgets:
             widget.blockSignals(False)
         self._show_folders()
+        self._show_remotes()
         self._show_server()
         self._show_measurements()
 
@@ -266,6 +301,44 @@ class SettingsPage(QScrollArea):
         item = self.folders.currentItem() or self.folders.item(0)
         if item is not None:
             self.controllers.library.forget_folder(item.text())
+
+    def _show_remotes(self) -> None:
+        self.remotes.clear()
+        for endpoint in load_endpoints(self.paths):
+            self.remotes.addItem(f"{endpoint.name} — {endpoint.url}")
+        self.remove_remote.setEnabled(self.remotes.count() > 0)
+
+    def add_remote_server(self) -> None:
+        """Ask the server for its models (on a worker); keep it only when it answers."""
+        try:
+            endpoint = Endpoint(self.remote_name.text(), self.remote_url.text(), self.remote_key.text()).checked()
+        except EmberError as error:
+            self.error_shown.emit(error)
+            return
+        self.add_remote.setEnabled(False)
+        self.status_message.emit(f"Asking {endpoint.url} for its models…")
+
+        def answered(names) -> None:
+            save_endpoint(self.paths, endpoint)
+            self.remote_name.clear()
+            self.remote_url.clear()
+            self.remote_key.clear()
+            self._show_remotes()
+            self.controllers.runtime.refresh_remote()
+            self.status_message.emit(f"{endpoint.name}: {len(names)} model(s), now in the Chat page's list.")
+            self.remote_added.emit(endpoint.name)
+
+        self.controllers.runner.run(list_models, endpoint, name="check-remote", on_result=answered,
+                                    on_error=self.error_shown.emit,
+                                    on_finished=lambda: self.add_remote.setEnabled(True))
+
+    def _remove_remote(self) -> None:
+        row = max(0, self.remotes.currentRow())
+        endpoints = load_endpoints(self.paths)
+        if row < len(endpoints):
+            remove_endpoint(self.paths, endpoints[row].name)
+            self._show_remotes()
+            self.controllers.runtime.refresh_remote()
 
     def _show_server(self) -> None:
         server = self.controllers.server

@@ -1,20 +1,21 @@
-"""`ember chat --model PATH PROMPT`: stream one reply to stdout. Writes nothing to ember.db."""
+"""`ember chat --model PATH PROMPT` (or `--endpoint URL --remote-model NAME`): stream one reply to
+stdout. Writes nothing to ember.db."""
 
 from __future__ import annotations
 
 import signal
 import sys
 
-from engine.commands.model_args import add_model_arguments, host_settings, logs_dir
+from engine.commands.model_args import add_model_arguments, add_remote_arguments, chat_host
 from engine.commands.output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, print_json
 from engine.jobs import CancelToken
 from engine.runtime.sampling import Sampling
-from engine.runtime.supervisor import RuntimeHost
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("chat", help="chat with a GGUF model from the terminal")
-    add_model_arguments(parser)
+    add_model_arguments(parser, required=False)
+    add_remote_arguments(parser)
     parser.add_argument("--system", default="", help="system prompt")
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--temperature", type=float, default=0.7)
@@ -30,7 +31,7 @@ def run(args) -> int:
     messages.append({"role": "user", "content": args.prompt})
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
-    host = RuntimeHost(host_settings(args), log_dir=logs_dir())
+    host = chat_host(args)
     try:
         for _ in host.start(cancel):
             pass

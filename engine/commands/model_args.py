@@ -6,11 +6,11 @@ import argparse
 
 from engine.errors import InvalidInput
 from engine.paths import EmberPaths
-from engine.runtime.supervisor import HostSettings
+from engine.runtime.supervisor import HostSettings, RuntimeHost
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="path of a GGUF file")
+def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument("--model", required=required, help="path of a GGUF file")
     parser.add_argument("--ctx", type=int, default=4096, help="context length in tokens (default 4096)")
     parser.add_argument("--gpu-layers", default="auto", help="layers to offload to the GPU: a number or auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores - 1)")
@@ -19,6 +19,30 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the adapter's strength (default 1.0; 0 is the base model alone)")
     parser.add_argument("--chat-format", default=None,
                         help="override the chat template: none, chatml, llama-3, gemma, mistral-instruct")
+
+
+def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
+    """A remote OpenAI-compatible server instead of a local GGUF (engine/remote/)."""
+    parser.add_argument("--endpoint", default=None, metavar="URL",
+                        help="an OpenAI-compatible server (e.g. http://host:8080/v1) instead of --model")
+    parser.add_argument("--api-key", default=None, help="the remote server's API key")
+    parser.add_argument("--remote-model", default=None, metavar="NAME", help="the remote server's model to use")
+
+
+def chat_host(args: argparse.Namespace, context_length: int | None = None):
+    """The chat model a command uses: a local RuntimeHost (--model) or a RemoteHost (--endpoint)."""
+    if getattr(args, "endpoint", None):
+        from engine.remote.endpoints import Endpoint
+        from engine.remote.host import RemoteHost
+
+        if not args.remote_model:
+            raise InvalidInput("--endpoint needs --remote-model NAME (one of the server's models).",
+                               "List them with: curl URL/models")
+        return RemoteHost(Endpoint("remote", args.endpoint, args.api_key or ""), args.remote_model,
+                          context_length or args.ctx)
+    if not args.model:
+        raise InvalidInput("Give --model PATH (a GGUF file), or --endpoint URL with --remote-model NAME.")
+    return RuntimeHost(host_settings(args), log_dir=logs_dir())
 
 
 def host_settings(args: argparse.Namespace, **extra) -> HostSettings:

@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     ask.add_argument("--collection", required=True)
     ask.add_argument("--k", type=int, default=5, help="how many chunks (default 5)")
     ask.add_argument("--model", default=None, help="a GGUF chat model that answers from the chunks")
+    ask.add_argument("--endpoint", default=None, metavar="URL",
+                     help="an OpenAI-compatible server that answers instead of --model")
+    ask.add_argument("--api-key", default=None, help="the remote server's API key")
+    ask.add_argument("--remote-model", default=None, metavar="NAME", help="the remote server's model")
     ask.add_argument("--max-tokens", type=int, default=256)
     ask.add_argument("--threads", type=int, default=None)
     ask.add_argument("--json", action="store_true", help="print one JSON object")
@@ -157,7 +161,7 @@ def run_ask(args) -> int:
         conn.close()
     chunks = [_chunk_json(hit) for hit in hits]
     result: dict = {"collection": collection.name, "question": args.question, "chunks": chunks}
-    if args.model:
+    if args.model or args.endpoint:
         result.update(_answer(args, hits))
     if args.json:
         print_json(result)
@@ -186,11 +190,18 @@ def _answer(args, hits) -> dict:
     """The chat model answers from the retrieved chunks, through the one turn assembler."""
     from engine.chat.turn import TurnRequest, assemble_turn
     from engine.commands.model_args import logs_dir
+    from engine.remote.endpoints import Endpoint
+    from engine.remote.host import RemoteHost
     from engine.runtime.sampling import Sampling
     from engine.runtime.supervisor import HostSettings, RuntimeHost
 
-    host = RuntimeHost(HostSettings(model_path=args.model, context_length=4096, gpu_layers=0, threads=args.threads),
-                       log_dir=logs_dir())
+    if args.endpoint:
+        if not args.remote_model:
+            raise InvalidInput("--endpoint needs --remote-model NAME (one of the server's models).")
+        host = RemoteHost(Endpoint("remote", args.endpoint, args.api_key or ""), args.remote_model, 4096)
+    else:
+        host = RuntimeHost(HostSettings(model_path=args.model, context_length=4096, gpu_layers=0,
+                                        threads=args.threads), log_dir=logs_dir())
     try:
         host.start_blocking()
         client = host.client()

@@ -18,12 +18,12 @@ import re
 import shutil
 import struct
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
 import numpy as np
 
+from engine.finetune.adapter_record import AdapterRecord, list_adapters, open_adapter  # noqa: F401 (re-exported)
 from engine.finetune.errors import ExportFailed
 from engine.gguf.reader import read_header
 from engine.paths import EmberPaths
@@ -32,21 +32,6 @@ from engine.paths import EmberPaths
 QK_PERMUTED = {"llama"}
 _PEFT_NAME = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>[AB])(?:\.default)?\.weight$")
 _SAFETENSORS_TYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8"}
-
-
-@dataclass(frozen=True)
-class AdapterRecord:
-    """What EMBER_HOME/adapters/<name>/ holds."""
-
-    name: str
-    folder: Path
-    gguf: Path
-    peft: Path
-    record: dict
-
-    @property
-    def json_path(self) -> Path:
-        return self.folder / "adapter.json"
 
 
 def permute_rows(weights: np.ndarray, heads: int) -> np.ndarray:
@@ -183,18 +168,6 @@ def store_adapter(paths: EmberPaths, name: str, peft_folder: Path, base_gguf: Pa
     (tmp / "adapter.json").write_text(json.dumps(full, indent=1), encoding="utf-8")
     tmp.replace(folder)
     return AdapterRecord(folder.name, folder, folder / "adapter.gguf", folder / "peft", full)
-
-
-def open_adapter(folder: Path) -> AdapterRecord:
-    record = json.loads((folder / "adapter.json").read_text(encoding="utf-8"))
-    return AdapterRecord(folder.name, folder, folder / "adapter.gguf", folder / "peft", record)
-
-
-def list_adapters(paths: EmberPaths) -> list[AdapterRecord]:
-    if not paths.adapters.is_dir():
-        return []
-    return [open_adapter(p) for p in sorted(paths.adapters.iterdir())
-            if p.is_dir() and not p.name.startswith(".") and (p / "adapter.json").is_file()]
 
 
 def update_record(adapter: AdapterRecord, **values) -> AdapterRecord:

@@ -11,7 +11,9 @@ from tests.support.gguf_files import write_tiny_model
 def test_the_chat_picker_and_the_models_page_share_one_library_model(window, qtbot):
     qtbot.waitUntil(lambda: window.stack.widget(1).objectName() == "modelsPage", timeout=20000)
     models_page = window.stack.widget(1)
-    assert window.chat_page.model_bar.combo.model() is window.library.model
+    picker = window.chat_page.model_bar.combo.model()  # the library, then the remote servers' models
+    assert picker.sourceModels()[0] is window.library.model
+    assert picker.sourceModels()[1] is window.runtime.remote_models
     assert models_page.library_view.model() is window.library.model
 
 
