@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -21,6 +22,7 @@ from engine.errors import EmberError
 from engine.paths import EmberPaths
 from engine.preferences import load_preferences
 from engine.store.lock import HomeLock
+from engine.store.recovery import backup_database, check_or_recover
 
 STARTED_AT = time.perf_counter()
 EXIT_AFTER_PAINT_ENV = "EMBER_EXIT_AFTER_FIRST_PAINT"  # diagnostics: print the paint time as JSON and quit
@@ -61,7 +63,9 @@ def open_home(paths: EmberPaths):
 
     lock = HomeLock(paths.lock).acquire("the Ember window")
     try:
+        recovery = check_or_recover(paths)  # a damaged ember.db is set aside and what can be read comes back
         services = Services(paths)
+        services.recovery = recovery
         recovered = services.chats.recover_streaming()
         if recovered:
             log.info("marked %d reply(ies) left streaming by a crash as interrupted", recovered)
@@ -117,6 +121,7 @@ def run_window(debug: bool = False, on_window: Callable | None = None) -> int:
         if launched_from_desktop():
             tell_in_a_dialog(error)
         return 1
+    clean_exit = False
     try:
         from PySide6.QtCore import QTimer
         from PySide6.QtWidgets import QApplication
@@ -146,8 +151,14 @@ def run_window(debug: bool = False, on_window: Callable | None = None) -> int:
         window.show()
         code = app.exec()
         window.close()
+        clean_exit = True
         return code
     finally:
         services.close()
+        if clean_exit:
+            try:  # a good copy for the next start, should this database ever be damaged
+                backup_database(paths)
+            except (OSError, sqlite3.Error):
+                log.exception("could not back up the database")
         lock.release()
         crash_log.close()

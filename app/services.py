@@ -29,6 +29,7 @@ class Services:
         self.hosts = HostRegistry()
         self.embedder = Embedder(self.hosts, self.paths.logs)  # the embedding host, started on first need
         self._retriever = None
+        self.recovery = None  # engine.store.recovery.RecoveryReport when ember.db was damaged at this start
 
     @property
     def chat_model(self) -> LoadedModel | None:

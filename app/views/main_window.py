@@ -116,6 +116,12 @@ class MainWindow(QMainWindow):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
         outer.addWidget(self.error_bar)
+        self.recovery_bar = MessageBar("recovery")  # ember.db was damaged at this start: what came back
+        outer.addWidget(self.recovery_bar)
+        report = getattr(services, "recovery", None)
+        if report is not None:
+            self.recovery_bar.show_message(report.summary(), "Check your chats. Nothing was deleted: the damaged "
+                                           f"file stays in {services.paths.home}.")
         row = QHBoxLayout()
         row.setContentsMargins(4, 4, 0, 0)
         row.addWidget(self.nav)

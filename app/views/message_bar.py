@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolBut
 
 from app.views.widgets import named
 
-TINTS = {"error": "#d0433a", "undo": "#3b82c4", "info": "#3b82c4"}
+TINTS = {"error": "#d0433a", "undo": "#3b82c4", "info": "#3b82c4", "recovery": "#d68910"}
 
 
 class MessageBar(QFrame):

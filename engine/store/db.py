@@ -36,8 +36,8 @@ _FULL_HINT = "Free some disk space, then try again. Your text is kept, and every
 _READONLY_HINT = ("Check that you may write to Ember's data folder (its permissions, or a disk mounted read-only), "
                   "then try again.")
 _BUSY_HINT = "Wait a moment and try again; close other programs that have ember.db open."
-_CORRUPT_HINT = ("See the log for details. Ember keeps a copy of the database from before each upgrade next to it "
-                 "(ember.db.bak-v…); nothing is deleted.")
+_CORRUPT_HINT = ("Start the Ember app: it sets the damaged file aside (nothing is deleted) and brings back what "
+                 "can be read, from its last backup and from the file.")
 
 
 def _kind(exc: sqlite3.Error) -> int | None:
@@ -119,7 +119,12 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
     with database_errors("read the database"):
         conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.row_factory = sqlite3.Row
-    check_version(conn, path)
+    try:
+        with database_errors("read the database"):
+            check_version(conn, path)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 

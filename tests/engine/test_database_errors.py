@@ -126,4 +126,4 @@ def test_a_damaged_database_file_is_refused_with_a_hint(db_path):
     with pytest.raises(DatabaseError) as info:
         connect(db_path)
     assert "the database file is damaged" in info.value.message
-    assert "ember.db.bak" in info.value.hint
+    assert "Start the Ember app" in info.value.hint and "nothing is deleted" in info.value.hint
