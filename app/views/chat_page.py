@@ -61,7 +61,7 @@ class ChatPage(QWidget):
         layout.addWidget(self.splitter)
         self.sessions = SessionPane()
         center = QWidget()
-        center_layout = QVBoxLayout(center)
+        self.center_layout = center_layout = QVBoxLayout(center)
         center_layout.setContentsMargins(0, 0, 0, 0)
         center_layout.setSpacing(2)
         self.model_bar = ModelBar(self.library.model, self.runtime.remote_models)
@@ -85,6 +85,10 @@ class ChatPage(QWidget):
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.setAcceptDrops(True)
         self._tab_order()
+
+    def show_welcome(self, panel: QWidget) -> None:
+        """The first start's welcome, under the model picker (app/views/welcome_panel.py)."""
+        self.center_layout.insertWidget(1, panel)
 
     def _tab_order(self) -> None:
         """Left to right, top to bottom: chats, the model, the conversation, the composer, the settings."""

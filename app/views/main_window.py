@@ -26,10 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.controllers.welcome_controller import WelcomeController
 from app.controllers.window_controllers import build_controllers
 from app.services import Services
 from app.views.chat_page import ChatPage
 from app.views.message_bar import MessageBar
+from app.views.welcome_panel import WelcomePanel
 from app.views.widgets import named
 from app.workers import WorkerRunner
 from engine.errors import EmberError, InvalidInput
@@ -104,6 +106,12 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.chat_page = ChatPage(self.chat, self.replies, self.runtime, self.library, sources=c.sources)
         self.stack.addWidget(self.chat_page)
+        self.welcome = WelcomeController(services, self.runner, self.runtime, self.library, c.downloads, self)
+        self.welcome_panel = None
+        if self.welcome.wanted():
+            self.welcome_panel = WelcomePanel(self.welcome)
+            self.welcome_panel.open_file_requested.connect(self.chat_page.model_bar.open_dialog)
+            self.chat_page.show_welcome(self.welcome_panel)
         self._pending_pages: dict[int, PageSpec] = {}  # built after the first paint (their imports may be heavy)
         for row, spec in enumerate(LATER_PAGES, start=1):
             self.stack.addWidget(placeholder(spec.name, "Opening…"))
@@ -146,6 +154,8 @@ class MainWindow(QMainWindow):
         self.runtime.probe_hardware()
         self.runtime.remote_problems.connect(lambda lines: self.statusBar().showMessage("; ".join(lines), 15000))
         self.runtime.refresh_remote()
+        if self.welcome_panel is not None:
+            self.welcome.start()
         self.controllers.downloads.resume_unfinished()
         self._build_pages()
 

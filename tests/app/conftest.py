@@ -10,6 +10,7 @@ from engine.jobs import GenerationStats
 from engine.paths import EmberPaths
 from engine.store.chats import ChatRepository, Provenance
 from engine.store.db import Transaction
+from tests.support.welcome import skip_welcome
 
 PROVENANCE = Provenance(model_name="SmolLM2-135M-Instruct.Q4_1.gguf", model_sha256="ab" * 32, quantization="Q4_1",
                         template_hash="t123", sampling={"temperature": 0.7, "max_tokens": 64}, seed=42)
@@ -21,6 +22,7 @@ def make_window(qtbot, ember_home):
     opened = []
 
     def make() -> MainWindow:
+        skip_welcome(ember_home)
         services = Services(EmberPaths(ember_home))
         window = MainWindow(services)
         qtbot.addWidget(window)

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QAbstractButton, QPlainTextEdit
 from app.services import Services
 from app.views.main_window import MainWindow
 from engine.paths import EmberPaths
+from tests.support.welcome import skip_welcome
 
 CONTEXT = 1024
 
@@ -19,6 +20,7 @@ def open_window(qtbot, ember_home):
     opened = []
 
     def opener() -> MainWindow:
+        skip_welcome(ember_home)
         services = Services(EmberPaths(ember_home))
         window = MainWindow(services)
         window.runtime.threads = 1
