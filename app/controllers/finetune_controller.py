@@ -20,12 +20,22 @@ from app.changes import ChangeNotice, Changes
 from app.services import Services
 from app.workers import Worker, WorkerRunner
 from engine.errors import EmberError, InvalidInput
-from engine.finetune import availability, chat_data, dataset, elsewhere, pipeline, qa_writer, sources
+from engine.finetune import (
+    availability,
+    chat_data,
+    dataset,
+    elsewhere,
+    evaluate,
+    pipeline,
+    qa_writer,
+    sources,
+)
 from engine.finetune.dataset import Dataset
 from engine.finetune.job import FineTuneJob, list_jobs, new_job
 from engine.finetune.settings import TrainSettings
 from engine.jobs import CancelToken, Progress
 from engine.runtime.hardware import default_threads
+from engine.store.chat_documents_repo import ChatDocuments
 from engine.store.documents_repo import DocumentsRepository
 from engine.store.qa_repo import QARepository
 
@@ -41,6 +51,7 @@ class FinetuneController(QObject):
     trained = Signal(object)  # TrainResult ("trained" or "stopped")
     tested = Signal(object, object)  # AdapterRecord, SelfTestReport
     job_exported = Signal(object)  # Path of the folder written for another machine
+    evaluated = Signal(object)  # engine.finetune.evaluate.Evaluation
     jobs_changed = Signal(object)  # list[FineTuneJob]
     stack_changed = Signal(object)  # StackStatus
     error = Signal(object)  # EmberError
@@ -185,6 +196,30 @@ class FinetuneController(QObject):
         self.jobs()
         self.tested.emit(adapter, report)
         self.notices.publish(Changes(adapters=True, source=self))
+
+    # --- evaluation -----------------------------------------------------------------------------------
+    def evaluate(self, adapter, collection_id: int | None, scale: float = 1.0, general: bool = True) -> None:
+        """Ask the shown job's held-out and probe questions (and general ones) of base, base + documents,
+        adapter and adapter + documents; the documents come through the chat's own retrieval."""
+        if self.job is None or adapter is None:
+            self.error.emit(InvalidInput("There is no adapter to evaluate yet.", "Train and export one first."))
+            return
+        questions = evaluate.held_out_questions(Dataset.read(self.job.folder.dataset, self.job.config["mode"]))
+        questions += evaluate.probe_questions(self.job.config.get("probes") or [])
+        if general:
+            questions += evaluate.general_questions()
+        documents_for = None
+        if collection_id is not None:
+            retriever = self.services.retriever
+            settings = ChatDocuments((collection_id,), "retrieve", 3)
+
+            def documents_for(question, cancel):
+                grounding = yield from retriever.retrieve(settings, question, cancel)
+                return grounding.documents()
+
+        self._run("Asking the questions…", evaluate.compare, self.services.paths, self.job.base_model, adapter.gguf,
+                  questions, scale=scale, documents_for=documents_for, threads=self.threads or default_threads(),
+                  on_result=self.evaluated.emit, long=True)
 
     # --- beyond one machine ----------------------------------------------------------------------------
     def export_job(self, out: str, base_model: str, settings: TrainSettings) -> None:

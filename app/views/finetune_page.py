@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from app.controllers.finetune_controller import FinetuneController
 from app.controllers.window_controllers import WindowControllers
 from app.views.finetune_data import DataSection
+from app.views.finetune_evaluation import EvaluationView
 from app.views.loss_chart import LossChart
 from app.views.message_bar import MessageBar
 from app.views.widgets import named
@@ -137,6 +138,8 @@ class FinetunePage(QWidget):
         self.tabs.addTab(self._plan_tab(), "2 · Plan")
         self.tabs.addTab(self._training_tab(), "3 · Training")
         self.tabs.addTab(self._adapter_tab(), "4 · Adapter")
+        self.evaluation = EvaluationView()
+        self.tabs.addTab(self.evaluation, "5 · Evaluate")
         layout.addLayout(head)
         layout.addWidget(self.tabs, 1)
         return pane
@@ -266,6 +269,9 @@ class FinetunePage(QWidget):
         self.chat_button.clicked.connect(lambda: self.adapter and self.open_adapter.emit(self.adapter, self.scale.value()))
         self.install_button.clicked.connect(c.install_stack)
         self.new_button.clicked.connect(lambda: c.show_job(None))
+        self.evaluation.run_requested.connect(lambda collection, scale, general: c.evaluate(
+            self.adapter, collection, scale, general))
+        c.evaluated.connect(self.evaluation.show_result)
         self.export_job_button.clicked.connect(self._ask_export_folder)
         self.import_button.clicked.connect(self._ask_import_folder)
         c.job_exported.connect(lambda folder: self.status_message.emit(
@@ -376,7 +382,8 @@ class FinetunePage(QWidget):
         self.stop_button.setVisible(bool(what))
         running = bool(what)
         for button in (self.plan_button, self.train_button, self.export_button, self.data.preview_button,
-                       self.data.read_button, self.data.write_button, self.export_job_button, self.import_button):
+                       self.data.read_button, self.data.write_button, self.export_job_button, self.import_button,
+                       self.evaluation.run_button):
             button.setEnabled(not running)
         if not running:
             self._on_stack(self.controller.stack_status())
@@ -441,6 +448,7 @@ class FinetunePage(QWidget):
                 item.setToolTip(text)
                 self.checks.setItem(row, column, item)
         self.chat_button.setEnabled(True)
+        self.evaluation.set_collections(self.controller.collections())
 
     def _on_error(self, error) -> None:
         self.error_shown.emit(error)

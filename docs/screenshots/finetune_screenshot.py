@@ -1,5 +1,6 @@
-"""Makes the Fine-tune page for docs/screenshots/finetune-training.png (the loss chart after training)
-and, with EMBER_SHOT=adapter, docs/screenshots/finetune-adapter.png (the adapter and its self-test).
+"""Makes the Fine-tune page for docs/screenshots/finetune-training.png (the loss chart after training),
+with EMBER_SHOT=adapter docs/screenshots/finetune-adapter.png (the adapter and its self-test), and with
+EMBER_SHOT=evaluate docs/screenshots/finetune-evaluate.png (base and adapter side by side).
 It reads a document with an invented fact, takes reviewed question/answer pairs about it, plans,
 trains 24 steps of LoRA on the CPU with the starter model, exports and tests the adapter.
 
@@ -57,7 +58,11 @@ def drive(window) -> None:
         QTimer.singleShot(1500, page.train_button.click)
 
     def tested(*_args) -> None:
-        if os.environ.get("EMBER_SHOT") != "adapter":
+        shot = os.environ.get("EMBER_SHOT")
+        if shot == "evaluate":
+            page.tabs.setCurrentIndex(4)
+            QTimer.singleShot(500, page.evaluation.run_button.click)
+        elif shot != "adapter":
             page.tabs.setCurrentIndex(2)
 
     c.passages_ready.connect(pairs)

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.commands.evaluate_cmd import add_evaluate_parser, run_evaluate
 from engine.commands.output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, print_json
 from engine.errors import InvalidInput
 from engine.jobs import CancelToken
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
     imported.add_argument("--probe", action="append", default=[], help="a question for the self-test (repeatable)")
     imported.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores - 1)")
     _add_output_arguments(imported)
+    add_evaluate_parser(actions)
 
 
 def _add_data_arguments(parser) -> None:
@@ -127,6 +129,8 @@ def run(args) -> int:
         return run_resume(args)
     if args.finetune_action == "export-job":
         return run_export_job(args)
+    if args.finetune_action == "evaluate":
+        return run_evaluate(args)
     if args.finetune_action == "import":
         return run_import(args)
     if not args.model:

@@ -92,6 +92,18 @@ def test_read_review_plan_train_stop_resume_and_get_a_tested_adapter(qtbot, make
     shown_loss = list(page.chart.train)
     qtbot.waitUntil(lambda: idle(page), timeout=10000)
 
+    page.tabs.setCurrentIndex(4)  # Evaluate: the same questions of base and adapter, side by side
+    page.evaluation.general.setChecked(False)
+    with qtbot.waitSignal(page.controller.evaluated, timeout=240000) as evaluated:
+        qtbot.mouseClick(page.evaluation.run_button, Qt.MouseButton.LeftButton)
+    result = evaluated.args[0]
+    assert set(result.not_run) == {"base + documents", "adapter + documents"}  # no collection chosen
+    assert page.evaluation.table.rowCount() == len(result.rows) > 0
+    header = page.evaluation.table.horizontalHeaderItem(4).text()
+    assert header.startswith("adapter") and ("/" in header or result.score("adapter")[1] == 0)
+    assert "(not run)" in page.evaluation.table.horizontalHeaderItem(3).text()
+    qtbot.waitUntil(lambda: idle(page), timeout=10000)
+
     page.scale.setValue(0.8)
     qtbot.mouseClick(page.chat_button, Qt.MouseButton.LeftButton)  # a new chat answers with the adapter
     session = window.services.chats.get_session(window.chat.session_id)
