@@ -1,11 +1,13 @@
-"""Generation speed through Ember (host process + HTTP stream + client) vs llama-cpp-python in-process.
+"""Generation speed against the ceiling: llama.cpp's own `llama-bench` (tg, built from the llama.cpp that
+this llama-cpp-python release vendors: benchmarks/llama_bench.py), Ember's full path (host process +
+HTTP stream + client, as the app uses it), the host's OpenAI-compatible route through the official
+`openai` client, and llama-cpp-python in-process; same model, threads and token count, side by side
+in one run, medians of the runs. Also: time to first token on turn 1 vs turn 10 of one conversation
+(KV cache reuse).
 
-Both run the same model, threads, context, prompt and sampling, interleaved run by run in one
-process, so the ratio compares like with like. Also: time to first token on turn 1 vs turn 10 of
-one conversation (KV cache reuse).
-
+    python benchmarks/llama_bench.py --build      # once (minutes): the ceiling
     python benchmarks/generation.py [--model PATH] [--threads 1 2] [--runs 5] [--tokens 128]
-    python benchmarks/generation.py --smoke      # tiny budget, for CI
+    python benchmarks/generation.py --smoke       # tiny budget, for CI (llama-bench only if built)
 """
 
 from __future__ import annotations
@@ -54,6 +56,23 @@ def ember_rate(client, tokens: int, seed: int) -> float:
     return (n - 1) / (last - first) if n > 1 and last > first else 0.0
 
 
+def openai_rate(host, tokens: int, seed: int) -> float:
+    """Decode tokens/s of /v1/chat/completions streamed through the official openai client."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{host.port}/v1", api_key=host.token, max_retries=0)
+    first = last = None
+    count = 0
+    for chunk in client.chat.completions.create(model="m", messages=PROMPT, stream=True, max_tokens=tokens,
+                                                temperature=0.7, seed=seed, top_p=0.95):
+        if chunk.choices and chunk.choices[0].delta.content:
+            now = time.perf_counter()
+            first = first or now
+            last = now
+            count += 1
+    return (count - 1) / (last - first) if count > 1 and last > first else 0.0
+
+
 def ttft_turns(client, turns: int, variant: int = 0) -> tuple[float, float]:
     """TTFT of turn 1 and of turn `turns` in one conversation (client side)."""
     messages = [{"role": "system", "content": f"You are helpful assistant number {variant}. Answer briefly."}]
@@ -82,8 +101,10 @@ def main() -> int:
     if args.smoke:
         args.threads, args.runs, args.tokens = [1], 1, 16
     model = args.model or str(starter_model())
+    import llama_bench  # beside this script
     from llama_cpp import Llama
 
+    ceiling = llama_bench.built() is not None
     rows = []
     for threads in args.threads:
         llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
@@ -91,29 +112,44 @@ def main() -> int:
         host.start_blocking()
         try:
             client = host.client()
-            in_process_rate(llama, 8, 0), ember_rate(client, 8, 0)  # warm both
-            inproc, ember = [], []
-            for run in range(args.runs):
-                inproc.append(in_process_rate(llama, args.tokens, 100 + run))
+            in_process_rate(llama, 8, 0), ember_rate(client, 8, 0), openai_rate(host, 8, 0)  # warm them
+            inproc, ember, routed, bench = [], [], [], []
+            for run in range(args.runs):  # interleaved: a busy moment of the machine hits them all alike
+                if ceiling:
+                    bench.append(llama_bench.tg_rate(model, threads, args.tokens, runs=1))
                 ember.append(ember_rate(client, args.tokens, 100 + run))
+                routed.append(openai_rate(host, args.tokens, 100 + run))
+                inproc.append(in_process_rate(llama, args.tokens, 100 + run))
             pairs = [ttft_turns(client, 3 if args.smoke else 10, run) for run in range(args.runs)]
             turn1 = statistics.median(p[0] for p in pairs)
             turn10 = statistics.median(p[1] for p in pairs)
         finally:
             host.stop()
             llama.close()
-        rows.append((threads, statistics.median(inproc), statistics.median(ember), turn1, turn10))
+        rows.append((threads, statistics.median(bench) if bench else None, statistics.median(ember),
+                     statistics.median(routed), statistics.median(inproc), turn1, turn10))
 
     print(f"model: {Path(model).name}   tokens/run: {args.tokens}   runs: {args.runs} (medians)")
-    print(f"{'threads':>7} {'in-process tok/s':>17} {'ember tok/s':>12} {'ratio':>6} {'TTFT t1 ms':>11} "
-          f"{'TTFT t10 ms':>12} {'t10/t1':>7}")
-    for threads, a, b, t1, t10 in rows:
-        print(f"{threads:>7} {a:>17.1f} {b:>12.1f} {b / a:>6.3f} {t1 * 1000:>11.1f} {t10 * 1000:>12.1f} "
-              f"{t10 / t1:>7.2f}")
-    worst = min(rows, key=lambda r: r[2] / r[1])
-    print(f"summary: ember/in-process speed ratio {worst[2] / worst[1]:.3f} at worst "
-          f"({worst[0]} thread(s)); turn-10 TTFT = {max(r[4] / r[3] for r in rows):.2f}x turn 1")
+    print(f"{'threads':>7} {'llama-bench':>11} {'ember':>8} {'/bench':>7} {'openai':>8} {'/bench':>7} "
+          f"{'in-proc':>8} {'/bench':>7} {'TTFT t1 ms':>11} {'t10 ms':>8}")
+    for threads, b, e, o, i, t1, t10 in rows:
+        print(f"{threads:>7} {b or 0:>11.1f} {e:>8.1f} {_ratio(e, b)} {o:>8.1f} {_ratio(o, b)} {i:>8.1f} "
+              f"{_ratio(i, b)} {t1 * 1000:>11.1f} {t10 * 1000:>8.1f}")
+    if ceiling:
+        worst = min(rows, key=lambda r: r[2] / r[1])
+        worst_route = min(rows, key=lambda r: r[3] / r[1])
+        print(f"summary: ember/llama-bench {worst[2] / worst[1]:.3f} at worst ({worst[0]} thread(s)); "
+              f"openai route/llama-bench {worst_route[3] / worst_route[1]:.3f}; "
+              f"turn-10 TTFT = {max(r[6] / r[5] for r in rows):.2f}x turn 1")
+    else:
+        worst = min(rows, key=lambda r: r[2] / r[4])
+        print(f"summary: llama-bench not built (benchmarks/llama_bench.py --build); ember/in-process "
+              f"{worst[2] / worst[4]:.3f} at worst; turn-10 TTFT = {max(r[6] / r[5] for r in rows):.2f}x turn 1")
     return 0
+
+
+def _ratio(rate: float, ceiling: float | None) -> str:
+    return f"{rate / ceiling:>7.3f}" if ceiling else f"{'-':>7}"
 
 
 if __name__ == "__main__":

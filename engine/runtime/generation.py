@@ -1,7 +1,7 @@
 """The host's lean generation loop, behind Ember's own route.
 
-Per token it does only what it must: sample (llama.cpp), test end-of-generation, turn the token into
-bytes, decode UTF-8 incrementally and check stop strings. Text is handed on in batches of at least
+Per token it does only what it must: sample (llama.cpp's sampler chain, native_loop.py), test
+end-of-generation, turn the token into bytes, decode UTF-8 incrementally and check stop strings. Text is handed on in batches of at least
 BATCH_S seconds, so the HTTP and JSON work is per batch, not per token. It runs in its own thread and
 checks `should_stop` between tokens, so a closed connection ends it after at most one token.
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable
 import llama_cpp
 import numpy as np
 
+from engine.runtime.native_loop import PieceReader, SamplerChain, feed_prompt, sample_tokens
 from engine.runtime.sampling import Sampling
 
 BATCH_S = 0.016
@@ -80,26 +81,36 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
     stops = list(sampling.stop) + template_stops
     stop_ids = {ids[0] for ids in (llama.tokenize(s.encode(), add_bos=False, special=True) for s in stops)
                 if len(ids) == 1}
-    matcher = StopMatcher(stops)
     budget = min(sampling.max_tokens, n_ctx - len(tokens))
     seed = sampling.seed if sampling.seed is not None else random.randint(0, 2**31 - 1)
-    llama.set_seed(seed)
+    feed_prompt(llama, tokens)
+    chain = SamplerChain(llama, temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
+                         min_p=sampling.min_p, repeat_penalty=sampling.repeat_penalty, seed=seed)
+    try:
+        _stream(llama, chain, budget, stop_ids, StopMatcher(stops), emit, should_stop, started, len(tokens), cached,
+                seed)
+    finally:
+        chain.close()
 
+
+def _stream(llama, chain: SamplerChain, budget: int, stop_ids: set[int], matcher: StopMatcher,
+            emit: Callable[[dict], None], should_stop: Callable[[], bool], started: float, prompt_tokens: int,
+            cached: int, seed: int) -> None:
+    """The per-token loop: as little as it can be."""
     vocab = llama._model.vocab
+    piece = PieceReader(llama)
+    is_eog = llama_cpp.llama_vocab_is_eog
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     batch: list[str] = []
     last_flush = 0.0
     first_token_at = last_token_at = None
     count = 0
     stop_reason = "length"
-    for token in llama.generate(
-        tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p, temp=sampling.temperature,
-        repeat_penalty=sampling.repeat_penalty,
-    ):
+    for token in sample_tokens(llama, chain, budget):
         if should_stop():
             stop_reason = "cancelled"
             break
-        if llama_cpp.llama_vocab_is_eog(vocab, token) or token in stop_ids:
+        if is_eog(vocab, token) or token in stop_ids:
             stop_reason = "stop"
             break
         now = time.perf_counter()
@@ -107,7 +118,7 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
             first_token_at = now
         last_token_at = now
         count += 1
-        text, stopped = matcher.feed(decoder.decode(llama.detokenize([token])))
+        text, stopped = matcher.feed(decoder.decode(piece(token)))
         if text:
             batch.append(text)
         if stopped:
@@ -126,7 +137,7 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
     gen_s = (last_token_at - first_token_at) if count > 1 else 0.0
     emit({"done": {
         "stop_reason": stop_reason,
-        "prompt_tokens": len(tokens),
+        "prompt_tokens": prompt_tokens,
         "cached_tokens": cached,
         "completion_tokens": count,
         "ttft_s": (first_token_at - started) if first_token_at else None,

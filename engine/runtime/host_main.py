@@ -100,7 +100,7 @@ def build_app(args: argparse.Namespace, token: str):
     from llama_cpp.server import app as server_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
-    from engine.runtime import templates
+    from engine.runtime import native_loop, templates
     from engine.runtime.adapters import AdapterSlot
     from engine.runtime.routes import add_ember_routes
 
@@ -127,6 +127,7 @@ def build_app(args: argparse.Namespace, token: str):
         }
         add_ember_routes(app, llama, None, info, server_app.get_llama_proxy)
         return BearerAuth(app, token), info
+    native_loop.install(llama)  # the /v1 routes generate through the same native loop as Ember's route
     renderer = templates.choose_renderer(llama, args.chat_format)
     if renderer.kind.startswith("fallback:"):
         llama.chat_format = renderer.kind.split(":", 1)[1]  # /v1/chat uses the same fallback

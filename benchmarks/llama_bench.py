@@ -1,0 +1,96 @@
+"""The ceiling for generation speed: llama.cpp's own `llama-bench`, built from the very llama.cpp source
+that the installed llama-cpp-python release vendors (its sdist), with the same compiler flags Ember's
+build uses. Built once and cached under ~/.cache/ember-bench/ (never in the repository).
+
+    python benchmarks/llama_bench.py --build           # fetch the sdist and build llama-bench (minutes)
+    python benchmarks/llama_bench.py --model M.gguf --threads 1 --tokens 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+from importlib import metadata
+from pathlib import Path
+
+CACHE = Path(os.environ.get("EMBER_BENCH_CACHE", Path.home() / ".cache" / "ember-bench"))
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # as scripts/llama-build-flags
+
+
+def version() -> str:
+    return metadata.version("llama_cpp_python")
+
+
+def binary() -> Path:
+    return CACHE / f"llama-cpp-python-{version()}" / "build" / "bin" / "llama-bench"
+
+
+def built() -> Path | None:
+    path = binary()
+    return path if path.is_file() else None
+
+
+def build(jobs: int = os.cpu_count() or 2) -> Path:
+    """Download this llama-cpp-python release's sdist and build only its llama-bench target."""
+    root = CACHE / f"llama-cpp-python-{version()}"
+    if built():
+        return binary()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sdist = CACHE / f"llama_cpp_python-{version()}.tar.gz"
+    if not sdist.exists():
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
+                        f"llama-cpp-python=={version()}", "-d", str(CACHE)], check=True)
+    source = CACHE / f"llama_cpp_python-{version()}"
+    if not source.exists():
+        with tarfile.open(sdist) as tar:
+            tar.extractall(CACHE, filter="data")
+    vendor = source / "vendor" / "llama.cpp"
+    flags = [f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"] if platform.machine() == "x86_64" else []
+    shutil.rmtree(root / "build", ignore_errors=True)
+    subprocess.run(["cmake", "-S", str(vendor), "-B", str(root / "build"), "-DCMAKE_BUILD_TYPE=Release",
+                    "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
+                    "-DLLAMA_BUILD_SERVER=OFF", *flags], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(root / "build"), "--target", "llama-bench", "-j", str(jobs)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return binary()
+
+
+def tg_rate(model: str, threads: int, tokens: int = 128, runs: int = 5) -> float:
+    """llama-bench's token generation rate (tokens/s, its average over `runs`), no prompt."""
+    path = built()
+    if path is None:
+        raise FileNotFoundError("llama-bench is not built: run benchmarks/llama_bench.py --build")
+    result = subprocess.run([str(path), "-m", model, "-t", str(threads), "-p", "0", "-n", str(tokens),
+                             "-r", str(runs), "-ngl", "0", "-o", "json"], capture_output=True, text=True, check=True)
+    rows = json.loads(result.stdout)
+    return float(next(r["avg_ts"] for r in rows if r.get("n_gen")))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", action="store_true")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--smoke", action="store_true", help="CI: report whether it is built, build nothing")
+    args = parser.parse_args()
+    if args.smoke:
+        print(f"summary: llama-bench for llama-cpp-python {version()}: "
+              f"{'built at ' + str(built()) if built() else 'not built (run --build once)'}")
+        return 0
+    if args.build:
+        print(f"built {build()}")
+    if args.model:
+        print(f"llama-bench tg{args.tokens} at {args.threads} thread(s): "
+              f"{tg_rate(args.model, args.threads, args.tokens):.1f} tokens/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
