@@ -83,9 +83,14 @@ def run_generation(llama, renderer, body: dict, emit: Callable[[dict], None], sh
                 if len(ids) == 1}
     budget = min(sampling.max_tokens, n_ctx - len(tokens))
     seed = sampling.seed if sampling.seed is not None else random.randint(0, 2**31 - 1)
-    feed_prompt(llama, tokens)
+    if feed_prompt(llama, tokens, should_stop) is None:  # stopped while reading a long prompt
+        emit({"done": {"stop_reason": "cancelled", "prompt_tokens": len(tokens), "cached_tokens": cached,
+                       "completion_tokens": 0, "total_s": time.perf_counter() - started, "seed": seed}})
+        return
     chain = SamplerChain(llama, temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
-                         min_p=sampling.min_p, repeat_penalty=sampling.repeat_penalty, seed=seed)
+                         min_p=sampling.min_p, repeat_penalty=sampling.repeat_penalty, seed=seed,
+                         frequency_penalty=float(body.get("frequency_penalty") or 0.0),
+                         presence_penalty=float(body.get("presence_penalty") or 0.0))
     try:
         _stream(llama, chain, budget, stop_ids, StopMatcher(stops), emit, should_stop, started, len(tokens), cached,
                 seed)

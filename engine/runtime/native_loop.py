@@ -15,9 +15,10 @@ top-p, min-p, temperature and a seeded draw), so the same settings give the same
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import llama_cpp
+import numpy as np
 
 PIECE_BYTES = 256
 
@@ -50,18 +51,18 @@ class SamplerChain:
             self.chain = None
 
 
-def feed_prompt(llama, tokens: Sequence[int]) -> int:
+def feed_prompt(llama, tokens: Sequence[int], should_stop: Callable[[], bool] | None = None) -> int | None:
     """Evaluate the prompt, reusing the longest prefix already in the KV cache (as Llama.generate does);
-    returns how many prompt tokens came from the cache. The last prompt token is always evaluated, so
-    its logits are fresh for the first sample."""
+    returns how many prompt tokens came from the cache, or None when `should_stop` said so between two
+    of llama.cpp's batches. The last prompt token is always evaluated, so its logits are fresh for the
+    first sample."""
     tokens = list(tokens)
     reuse = 0
     if llama.n_tokens > 0:
         cached = llama.input_ids[: llama.n_tokens]
         n = min(len(cached), len(tokens))
-        prefix = 0
-        while prefix < n and cached[prefix] == tokens[prefix]:
-            prefix += 1
+        differ = np.flatnonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))
+        prefix = int(differ[0]) if differ.size else n
         reuse = prefix - 1 if prefix == len(tokens) else prefix
         if reuse > 0 and llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
             llama.n_tokens = reuse
@@ -69,7 +70,11 @@ def feed_prompt(llama, tokens: Sequence[int]) -> int:
             reuse = 0
     if reuse == 0:
         llama.reset()
-    llama.eval(tokens[reuse:])
+    rest = tokens[reuse:]
+    for first in range(0, len(rest), llama.n_batch):
+        if should_stop is not None and should_stop():
+            return None
+        llama.eval(rest[first:first + llama.n_batch])
     return reuse
 
 

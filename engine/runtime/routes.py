@@ -6,6 +6,11 @@ rendered and tokenized (the client's template deadline waits for it), then `{"t"
 then `{"done": stats}` or `{"error": message}`. Generation shares llama-cpp-python's server lock, so
 it never runs beside a `/v1` request on the same model.
 
+`/v1/chat/completions` (OpenAI-compatible, for other programs) runs in the same loop, through the
+same `generation_events`: OpenAIChatRoute sits in front of llama-cpp-python's route and answers what
+the loop can do (engine/runtime/openai_chat.py), passing the rest (logprobs, tools, JSON replies...)
+on to the original.
+
 `/ember/adapter` takes {"path": adapter or null, "scale": S} and sets the LoRA adapter on the live
 context (engine/runtime/adapters.py): a new adapter or scale without reloading the model.
 
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import threading
+from pathlib import Path
 
 import anyio
 import llama_cpp
@@ -27,6 +33,8 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
+from engine.errors import InvalidInput
+from engine.runtime import openai_chat
 from engine.runtime.adapters import AdapterError
 from engine.runtime.generation import count_prompt_tokens, render_prompt, run_generation
 
@@ -122,17 +130,14 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy, adapter=
     `/ember/adapter` when an AdapterSlot is given."""
     model_lock = contextlib.asynccontextmanager(get_llama_proxy)
 
-    async def chat(request: Request):
-        body = await request.json()
-        problem = _check_messages(body)
-        if problem:
-            return JSONResponse({"error": problem}, status_code=400)
+    async def generation_events(body: dict, stop: threading.Event):
+        """run_generation's events as they come, from its own thread under the model lock. Leaving early
+        (the client went away) or setting `stop` ends the generation within one token."""
         loop = asyncio.get_running_loop()
-        lines: asyncio.Queue = asyncio.Queue()
-        stop = threading.Event()
+        events: asyncio.Queue = asyncio.Queue()
 
-        def emit(obj: dict) -> None:
-            loop.call_soon_threadsafe(lines.put_nowait, (json.dumps(obj) + "\n").encode())
+        def emit(event: dict) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
 
         def work() -> None:
             try:
@@ -140,21 +145,79 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy, adapter=
             except Exception as exc:  # reported to the client; the host stays up
                 emit({"error": f"{type(exc).__name__}: {exc}"})
             finally:
-                loop.call_soon_threadsafe(lines.put_nowait, None)
+                loop.call_soon_threadsafe(events.put_nowait, None)
 
-        async def stream():
-            async with model_lock():
-                worker = threading.Thread(target=work, name="generate", daemon=True)
-                worker.start()
-                try:
-                    while (line := await lines.get()) is not None:
-                        yield line
-                finally:
-                    stop.set()  # the client went away or the reply ended: free the model for the next one
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(worker.join)
+        async with model_lock():
+            worker = threading.Thread(target=work, name="generate", daemon=True)
+            worker.start()
+            try:
+                while (event := await events.get()) is not None:
+                    yield event
+            finally:
+                stop.set()  # the client went away or the reply ended: free the model for the next one
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(worker.join)
 
-        return StreamingResponse(stream(), media_type="application/x-ndjson")
+    async def chat(request: Request):
+        body = await request.json()
+        problem = _check_messages(body)
+        if problem:
+            return JSONResponse({"error": problem}, status_code=400)
+
+        async def lines():
+            async with contextlib.aclosing(generation_events(body, threading.Event())) as events:
+                async for event in events:
+                    yield (json.dumps(event) + "\n").encode()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    async def openai_reply(request: dict, body: dict, receive) -> StreamingResponse | JSONResponse:
+        """/v1/chat/completions through generation_events: server-sent chunks (a chunk carries what the
+        loop handed on in one batch) or one chat.completion."""
+        reply = openai_chat.Reply(request.get("model") or Path(info["model"]).name)
+        if request.get("stream"):
+            with_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+
+            async def chunks():
+                yield _sse(reply.chunk({"role": "assistant", "content": ""}))
+                async with contextlib.aclosing(generation_events(body, threading.Event())) as events:
+                    async for event in events:
+                        if "t" in event:
+                            yield _sse(reply.chunk({"content": event["t"]}))
+                        elif "done" in event:
+                            yield _sse(reply.chunk({}, openai_chat.finish_reason(event["done"])))
+                            if with_usage:
+                                yield _sse(reply.usage_chunk(event["done"]))
+                        elif "error" in event:
+                            yield _sse(_openai_error(event)[0])
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+        stop = threading.Event()
+        text: list[str] = []
+        done = failed = None
+
+        async def watch_client():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            stop.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(watch_client)
+            async with contextlib.aclosing(generation_events(body, stop)) as events:
+                async for event in events:
+                    if "t" in event:
+                        text.append(event["t"])
+                    elif "done" in event:
+                        done = event["done"]
+                    elif "error" in event:
+                        failed = event
+            tasks.cancel_scope.cancel()
+        if failed is not None:
+            error, status = _openai_error(failed)
+            return JSONResponse(error, status_code=status)
+        return JSONResponse(reply.completion("".join(text), done or {}))
 
     async def prompt(request: Request):
         """What the template makes of some messages: the text and the token ids llama.cpp would evaluate.
@@ -233,6 +296,7 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy, adapter=
     if renderer is not None:
         app.add_route("/ember/chat", chat, methods=["POST"])
         app.add_route("/ember/count", count, methods=["POST"])
+        app.add_middleware(OpenAIChatRoute, reply=openai_reply, info=info)
     if info.get("role") == "embedding":
         app.add_route("/ember/embed", embed, methods=["POST"])
     app.add_route("/ember/info", describe, methods=["GET"])
@@ -240,3 +304,71 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy, adapter=
         app.add_route("/ember/adapter", set_adapter, methods=["POST"])
     if renderer is not None:  # a host with no renderer (an embedding model) has no prompt to show
         app.add_route("/ember/prompt", prompt, methods=["POST"])
+
+
+class OpenAIChatRoute:
+    """ASGI middleware in front of llama-cpp-python's /v1/chat/completions: what Ember's loop can do it
+    answers itself (openai_chat.translate), the rest goes on to the original route, body and all."""
+
+    PATH = "/v1/chat/completions"
+
+    def __init__(self, app, reply, info: dict) -> None:
+        self.app = app
+        self.reply = reply
+        self.info = info
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != self.PATH:
+            await self.app(scope, receive, send)
+            return
+        raw = await _read_body(receive)
+        try:
+            request = json.loads(raw)
+            body = openai_chat.translate(request, self.info["n_ctx"]) if isinstance(request, dict) else None
+        except ValueError:  # not JSON: the original route says so in its own words
+            body = None
+        except InvalidInput as exc:
+            response = JSONResponse(openai_chat.error_object(exc.message, "invalid_request_error"), status_code=400)
+            await response(scope, receive, send)
+            return
+        if body is None:
+            await self.app(scope, _replayed(raw, receive), send)
+            return
+        response = await self.reply(request, body, receive)
+        await response(scope, receive, send)
+
+
+async def _read_body(receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(parts)
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(parts)
+
+
+def _replayed(raw: bytes, receive):
+    """A receive that gives the already-read body once more, then the real one's messages."""
+    given = False
+
+    async def again():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await receive()
+
+    return again
+
+
+def _sse(value: dict) -> bytes:
+    return b"data: " + json.dumps(value).encode() + b"\n\n"
+
+
+def _openai_error(event: dict) -> tuple[dict, int]:
+    """An error event of the loop as OpenAI's error object, with its HTTP status."""
+    if event.get("kind") == "context":
+        return openai_chat.error_object(event["error"], "invalid_request_error", "context_length_exceeded"), 400
+    return openai_chat.error_object(event["error"]), 500
