@@ -13,6 +13,7 @@ in one run, medians of the runs. Also: time to first token on turn 1 vs turn 10 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -57,19 +58,23 @@ def ember_rate(client, tokens: int, seed: int) -> float:
 
 
 def openai_rate(host, tokens: int, seed: int) -> float:
-    """Decode tokens/s of /v1/chat/completions streamed through the official openai client."""
+    """Decode tokens/s of /v1/chat/completions streamed through the official openai client: the
+    reply's completion tokens (its usage) over the first-to-last arrival of text (a chunk carries
+    what the loop handed on in one batch, often several tokens)."""
     import openai
 
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{host.port}/v1", api_key=host.token, max_retries=0)
     first = last = None
     count = 0
     for chunk in client.chat.completions.create(model="m", messages=PROMPT, stream=True, max_tokens=tokens,
-                                                temperature=0.7, seed=seed, top_p=0.95):
+                                                temperature=0.7, seed=seed, top_p=0.95,
+                                                stream_options={"include_usage": True}):
+        if chunk.usage is not None:
+            count = chunk.usage.completion_tokens
         if chunk.choices and chunk.choices[0].delta.content:
             now = time.perf_counter()
             first = first or now
             last = now
-            count += 1
     return (count - 1) / (last - first) if count > 1 and last > first else 0.0
 
 
@@ -96,6 +101,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--ctx", type=int, default=2048)
+    parser.add_argument("--flash-attn", action="store_true", help="flash attention on, for all of them")
     parser.add_argument("--smoke", action="store_true", help="tiny budget (CI)")
     args = parser.parse_args()
     if args.smoke:
@@ -105,10 +111,13 @@ def main() -> int:
     from llama_cpp import Llama
 
     ceiling = llama_bench.built() is not None
+    load_before = os.getloadavg()
     rows = []
     for threads in args.threads:
-        llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
-        host = RuntimeHost(HostSettings(model, context_length=args.ctx, gpu_layers=0, threads=threads))
+        llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, flash_attn=args.flash_attn,
+                      verbose=False)
+        host = RuntimeHost(HostSettings(model, context_length=args.ctx, gpu_layers=0, threads=threads,
+                                        flash_attention=args.flash_attn))
         host.start_blocking()
         try:
             client = host.client()
@@ -116,7 +125,8 @@ def main() -> int:
             inproc, ember, routed, bench = [], [], [], []
             for run in range(args.runs):  # interleaved: a busy moment of the machine hits them all alike
                 if ceiling:
-                    bench.append(llama_bench.tg_rate(model, threads, args.tokens, runs=1))
+                    bench.append(llama_bench.tg_rate(model, threads, args.tokens, runs=1,
+                                                        flash_attn=args.flash_attn))
                 ember.append(ember_rate(client, args.tokens, 100 + run))
                 routed.append(openai_rate(host, args.tokens, 100 + run))
                 inproc.append(in_process_rate(llama, args.tokens, 100 + run))
@@ -129,7 +139,10 @@ def main() -> int:
         rows.append((threads, statistics.median(bench) if bench else None, statistics.median(ember),
                      statistics.median(routed), statistics.median(inproc), turn1, turn10))
 
-    print(f"model: {Path(model).name}   tokens/run: {args.tokens}   runs: {args.runs} (medians)")
+    print(f"model: {Path(model).name}   tokens/run: {args.tokens}   runs: {args.runs} (medians)   "
+          f"flash attention: {'on' if args.flash_attn else 'off'}   cores: {os.cpu_count()}")
+    print("load average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}   after: {:.2f} {:.2f} {:.2f}".format(
+        *load_before, *os.getloadavg()))
     print(f"{'threads':>7} {'llama-bench':>11} {'ember':>8} {'/bench':>7} {'openai':>8} {'/bench':>7} "
           f"{'in-proc':>8} {'/bench':>7} {'TTFT t1 ms':>11} {'t10 ms':>8}")
     for threads, b, e, o, i, t1, t10 in rows:
