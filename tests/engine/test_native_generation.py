@@ -117,6 +117,27 @@ def test_the_second_turn_evaluates_only_its_new_tokens(model):
     assert second["prompt_tokens"] - second["cached_tokens"] <= new + 4, second  # the new turn, a token or two more
 
 
+@pytest.mark.parametrize("temperature, seed, repeat_penalty", [(0.0, 0, 1.5), (1.0, 11, 1.5), (0.8, 4, 0.9)])
+def test_strong_or_weak_penalties_give_llama_cpp_pythons_tokens(model, temperature, seed, repeat_penalty):
+    """The wide top-k put before the penalties (only where they lower logits) keeps every token."""
+    from itertools import islice
+
+    llama, renderer = model
+    tokens = generation.render_prompt(llama, renderer, [{"role": "user", "content": "Count from 1 to 30."}])[1]
+    llama.reset()
+    llama.set_seed(seed)
+    expected = list(islice(llama.generate(tokens, top_k=40, top_p=0.95, min_p=0.05, temp=temperature,
+                                          repeat_penalty=repeat_penalty), 48))
+    llama.reset()
+    feed_prompt(llama, tokens)
+    chain = SamplerChain(llama, temperature=temperature, top_k=40, top_p=0.95, min_p=0.05,
+                         repeat_penalty=repeat_penalty, seed=seed)
+    try:
+        assert list(sample_tokens(llama, chain, 48)) == expected
+    finally:
+        chain.close()
+
+
 # --- the host's OpenAI-compatible route -------------------------------------------------------------------
 def openai_client(host):
     import openai
