@@ -78,6 +78,22 @@ def openai_rate(host, tokens: int, seed: int) -> float:
     return (count - 1) / (last - first) if count > 1 and last > first else 0.0
 
 
+def busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat; None elsewhere)."""
+    try:
+        fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended (hosts, llama-bench runs)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def ttft_turns(client, turns: int, variant: int = 0) -> tuple[float, float]:
     """TTFT of turn 1 and of turn `turns` in one conversation (client side)."""
     messages = [{"role": "system", "content": f"You are helpful assistant number {variant}. Answer briefly."}]
@@ -112,6 +128,7 @@ def main() -> int:
 
     ceiling = llama_bench.built() is not None
     load_before = os.getloadavg()
+    busy_before, own_before, wall_before = busy_seconds(), own_seconds(), time.perf_counter()
     rows = []
     for threads in args.threads:
         llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, flash_attn=args.flash_attn,
@@ -143,6 +160,11 @@ def main() -> int:
           f"flash attention: {'on' if args.flash_attn else 'off'}   cores: {os.cpu_count()}")
     print("load average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}   after: {:.2f} {:.2f} {:.2f}".format(
         *load_before, *os.getloadavg()))
+    busy_after = busy_seconds()
+    if busy_before is not None and busy_after is not None:
+        others = (busy_after - busy_before) - (own_seconds() - own_before)
+        print(f"other processes kept {max(others, 0.0) / (time.perf_counter() - wall_before):.2f} of "
+              f"{os.cpu_count()} cores busy during the run (the fewer, the truer the figures)")
     print(f"{'threads':>7} {'llama-bench':>11} {'ember':>8} {'/bench':>7} {'openai':>8} {'/bench':>7} "
           f"{'in-proc':>8} {'/bench':>7} {'TTFT t1 ms':>11} {'t10 ms':>8}")
     for threads, b, e, o, i, t1, t10 in rows:
