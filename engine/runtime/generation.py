@@ -1,9 +1,11 @@
-"""The host's lean generation loop, behind Ember's own route.
+"""Ember's generation loop: one reply, for Ember's route and the host's /v1/chat/completions alike.
 
-Per token it does only what it must: sample (llama.cpp's sampler chain, native_loop.py), test
-end-of-generation, turn the token into bytes, decode UTF-8 incrementally and check stop strings. Text is handed on in batches of at least
-BATCH_S seconds, so the HTTP and JSON work is per batch, not per token. It runs in its own thread and
-checks `should_stop` between tokens, so a closed connection ends it after at most one token.
+Per token it does only what it must: sample (llama.cpp's sampler chain and one-token decodes,
+native_loop.py; no logits in Python), test end-of-generation, turn the token into bytes, decode UTF-8
+incrementally and check stop strings (holding back only what could still become one). Text is handed
+on in batches of at least BATCH_S seconds, so the HTTP and JSON work is per batch, not per token. It
+runs in its own thread and checks `should_stop` between tokens (and between llama.cpp's batches of a
+long prompt), so a closed connection ends it after at most one token.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class StopMatcher:
 
 
 def cached_prefix(llama, tokens: list[int]) -> int:
-    """How many prompt tokens llama.generate will take from the KV cache (mirrors its prefix match)."""
+    """How many prompt tokens native_loop.feed_prompt will take from the KV cache (the same prefix match)."""
     if llama.n_tokens == 0 or not tokens:
         return 0
     cached = np.asarray(llama._input_ids)

@@ -5,11 +5,12 @@ so that per token Python does only sample → feed the token back → hand it on
 (building a batch in a Python loop, a sampler object per call, bookkeeping in numpy). Here the batch
 is allocated once, the chain is built once per reply, and no logits reach Python. The cache
 bookkeeping of the Llama object (`input_ids`, `n_tokens`) is kept exactly as llama-cpp-python keeps
-it, so the next turn reuses the cached prompt prefix and the OpenAI-compatible routes, which go
-through `Llama.generate`, can use the same loop (`install`).
+it, so the next turn reuses the cached prompt prefix, and llama-cpp-python's own routes, which go
+through `Llama.generate` (`/v1/completions`, and the chat requests Ember's loop leaves to it), use
+the same loop where they can (`install`).
 
-The sampler chain is the one llama-cpp-python builds (penalties, then greedy; or top-k, typical,
-top-p, min-p, temperature and a seeded draw), so the same settings give the same tokens.
+The sampler chain gives the tokens llama-cpp-python's gives (penalties, then greedy; or top-k,
+typical, top-p, min-p, temperature and a seeded draw), so the same settings give the same tokens.
 """
 
 from __future__ import annotations
