@@ -182,3 +182,19 @@ def test_the_openai_route_refuses_bad_requests_readably(shared_host, body, statu
     conn.close()
     assert response.status == status
     assert says in data["error"]["message"]
+
+
+def test_a_client_leaving_the_openai_stream_frees_the_model(shared_host):
+    """The reply stops with the connection: the next request is served at once, not after 2000 tokens."""
+    headers = {"Authorization": f"Bearer {shared_host.token}", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", shared_host.port, timeout=60)
+    conn.request("POST", "/v1/chat/completions", json.dumps({
+        "messages": [{"role": "user", "content": "Write a very long story."}], "stream": True, "max_tokens": 2000,
+        "temperature": 3.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "seed": 1}), headers)  # noise: no early end
+    response = conn.getresponse()
+    lines = [response.readline() for _ in range(6)]
+    assert all(line.startswith(b"data: {") or line == b"\n" for line in lines), lines
+    conn.close()  # gone mid-reply
+    answer = openai_client(shared_host).with_options(timeout=15.0).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Say hi."}], max_tokens=4)
+    assert answer.choices[0].message.content
