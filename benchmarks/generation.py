@@ -153,8 +153,7 @@ def main() -> int:
         finally:
             host.stop()
             llama.close()
-        rows.append((threads, statistics.median(bench) if bench else None, statistics.median(ember),
-                     statistics.median(routed), statistics.median(inproc), turn1, turn10))
+        rows.append((threads, bench, ember, routed, inproc, turn1, turn10))
 
     print(f"model: {Path(model).name}   tokens/run: {args.tokens}   runs: {args.runs} (medians)   "
           f"flash attention: {'on' if args.flash_attn else 'off'}   cores: {os.cpu_count()}")
@@ -165,26 +164,35 @@ def main() -> int:
         others = (busy_after - busy_before) - (own_seconds() - own_before)
         print(f"other processes kept {max(others, 0.0) / (time.perf_counter() - wall_before):.2f} of "
               f"{os.cpu_count()} cores busy during the run (the fewer, the truer the figures)")
+    print("rates: medians of the runs; ratios: medians of each run's rate over llama-bench's in the same round")
     print(f"{'threads':>7} {'llama-bench':>11} {'ember':>8} {'/bench':>7} {'openai':>8} {'/bench':>7} "
           f"{'in-proc':>8} {'/bench':>7} {'TTFT t1 ms':>11} {'t10 ms':>8}")
+    med = statistics.median
     for threads, b, e, o, i, t1, t10 in rows:
-        print(f"{threads:>7} {b or 0:>11.1f} {e:>8.1f} {_ratio(e, b)} {o:>8.1f} {_ratio(o, b)} {i:>8.1f} "
-              f"{_ratio(i, b)} {t1 * 1000:>11.1f} {t10 * 1000:>8.1f}")
+        print(f"{threads:>7} {med(b) if b else 0:>11.1f} {med(e):>8.1f} {_ratio(e, b)} {med(o):>8.1f} "
+              f"{_ratio(o, b)} {med(i):>8.1f} {_ratio(i, b)} {t1 * 1000:>11.1f} {t10 * 1000:>8.1f}")
+    ttft = max(r[6] / r[5] for r in rows)
     if ceiling:
-        worst = min(rows, key=lambda r: r[2] / r[1])
-        worst_route = min(rows, key=lambda r: r[3] / r[1])
-        print(f"summary: ember/llama-bench {worst[2] / worst[1]:.3f} at worst ({worst[0]} thread(s)); "
-              f"openai route/llama-bench {worst_route[3] / worst_route[1]:.3f}; "
-              f"turn-10 TTFT = {max(r[6] / r[5] for r in rows):.2f}x turn 1")
+        worst = min(rows, key=lambda r: _paired(r[2], r[1]))
+        worst_route = min(rows, key=lambda r: _paired(r[3], r[1]))
+        print(f"summary: ember/llama-bench {_paired(worst[2], worst[1]):.3f} at worst ({worst[0]} thread(s)); "
+              f"openai route/llama-bench {_paired(worst_route[3], worst_route[1]):.3f} at worst "
+              f"({worst_route[0]} thread(s)); turn-10 TTFT = {ttft:.2f}x turn 1")
     else:
-        worst = min(rows, key=lambda r: r[2] / r[4])
+        worst = min(rows, key=lambda r: _paired(r[2], r[4]))
         print(f"summary: llama-bench not built (benchmarks/llama_bench.py --build); ember/in-process "
-              f"{worst[2] / worst[4]:.3f} at worst; turn-10 TTFT = {max(r[6] / r[5] for r in rows):.2f}x turn 1")
+              f"{_paired(worst[2], worst[4]):.3f} at worst; turn-10 TTFT = {ttft:.2f}x turn 1")
     return 0
 
 
-def _ratio(rate: float, ceiling: float | None) -> str:
-    return f"{rate / ceiling:>7.3f}" if ceiling else f"{'-':>7}"
+def _paired(rates: list[float], ceilings: list[float]) -> float:
+    """The median of each run's rate over the ceiling measured just before it (a busy moment of a
+    shared machine then weighs on both sides of one ratio)."""
+    return statistics.median(rate / ceiling for rate, ceiling in zip(rates, ceilings, strict=True))
+
+
+def _ratio(rates: list[float], ceilings: list[float]) -> str:
+    return f"{_paired(rates, ceilings):>7.3f}" if ceilings else f"{'-':>7}"
 
 
 if __name__ == "__main__":
