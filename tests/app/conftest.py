@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.services import Services
+from app.testing.helpers import close_window, open_window
 from app.views.main_window import MainWindow
 from engine.jobs import GenerationStats
-from engine.paths import EmberPaths
 from engine.store.chats import ChatRepository, Provenance
 from engine.store.db import Transaction
 
@@ -21,18 +20,14 @@ def make_window(qtbot, ember_home):
     opened = []
 
     def make() -> MainWindow:
-        services = Services(EmberPaths(ember_home))
-        window = MainWindow(services)
+        window = open_window(ember_home)
         qtbot.addWidget(window)
-        window.show()
-        qtbot.waitExposed(window)
-        opened.append((window, services))
+        opened.append(window)
         return window
 
     yield make
-    for window, services in opened:
-        window.close()
-        services.close()
+    for window in opened:
+        close_window(window)
 
 
 @pytest.fixture
