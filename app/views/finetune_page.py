@@ -130,7 +130,7 @@ class FinetunePage(QWidget):
         head.addWidget(self.stop_button)
         self.tabs = named(QTabWidget(), "finetuneTabs", "Fine-tune")
         self.data = DataSection()
-        scroll = QScrollArea()
+        scroll = named(QScrollArea(), "finetuneDataScroll", "Fine-tune data")
         scroll.setWidget(self.data)
         scroll.setWidgetResizable(True)
         self.tabs.addTab(scroll, "1 · Data")
