@@ -10,7 +10,9 @@ import pytest
 
 from tests.support.processes import session_children
 
-pytest_plugins = ["tests.support.host_fixtures", "tests.support.hub_fixtures", "tests.support.embedding_fixtures",
+# Ember's own pytest plugin (app/testing/pytest_plugin.py, the `pytest11` entry point when Ember is installed;
+# named here as well so that the suite runs from a checkout that is not): ember_home, ember_window, tiny_model.
+pytest_plugins = ["app.testing.pytest_plugin", "tests.support.host_fixtures", "tests.support.hub_fixtures", "tests.support.embedding_fixtures",
                   "tests.support.finetune_fixtures"]
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -21,12 +23,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 @pytest.fixture(autouse=True)
-def ember_home(tmp_path, monkeypatch) -> Path:
-    """A fresh, private EMBER_HOME for each test."""
-    home = tmp_path / "ember-home"
-    home.mkdir()
-    monkeypatch.setenv("EMBER_HOME", str(home))
-    return home
+def private_home(ember_home) -> Path:
+    """Every test of Ember's own suite gets the plugin's fresh, private EMBER_HOME, asked for or not."""
+    return ember_home
 
 
 @pytest.fixture(scope="session")

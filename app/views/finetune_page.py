@@ -104,7 +104,6 @@ class FinetunePage(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.jobs = named(QListWidget(), "finetuneJobsList", "Fine-tune jobs")
         self.new_button = named(QPushButton("New fine-tune"), "newFinetuneButton", "New fine-tune")
-        layout.addWidget(QLabel("<b>Jobs</b>"))
         self.import_button = named(QPushButton("Import adapter…"), "importAdapterButton", "Import an adapter",
                                    "A peft adapter trained elsewhere (for example from an exported job): Ember "
                                    "writes it as GGUF for the base model chosen above and tests it")
@@ -131,7 +130,7 @@ class FinetunePage(QWidget):
         head.addWidget(self.stop_button)
         self.tabs = named(QTabWidget(), "finetuneTabs", "Fine-tune")
         self.data = DataSection()
-        scroll = QScrollArea()
+        scroll = named(QScrollArea(), "finetuneDataScroll", "Fine-tune data")
         scroll.setWidget(self.data)
         scroll.setWidgetResizable(True)
         self.tabs.addTab(scroll, "1 · Data")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,9 @@ from app.controllers.welcome_controller import WelcomeController
 from app.controllers.window_controllers import build_controllers
 from app.services import Services
 from app.views.chat_page import ChatPage
+from app.views.conversation_view import MessageActions
 from app.views.message_bar import MessageBar
+from app.views.shortcuts_dialog import ShortcutsDialog
 from app.views.welcome_panel import WelcomePanel
 from app.views.widgets import named
 from app.workers import WorkerRunner
@@ -57,6 +60,30 @@ LATER_PAGES = [PageSpec("Models", "app.views.models_page"), PageSpec("Documents"
 
 def slug(name: str) -> str:
     return name.lower().replace("-", "")
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """A key of the whole window: what it calls, and what Help → Keyboard shortcuts says it does."""
+
+    keys: str  # as QKeySequence reads it
+    object_name: str  # of its QShortcut
+    what: str
+    action: Callable[[MainWindow], object]
+
+
+SHORTCUTS = (
+    Shortcut("Ctrl+N", "newChatShortcut", "New chat", lambda w: w.new_chat()),
+    Shortcut("Ctrl+F", "searchShortcut", "Search every chat", lambda w: w.search_chats()),
+    Shortcut("Escape", "stopShortcut", "Stop the reply", lambda w: w.replies.stop()),
+    Shortcut("Ctrl+E", "exportShortcut", "Export the chat", lambda w: w.chat_page.sessions.export_dialog()),
+    Shortcut("Ctrl+Return", "sendShortcut", "Send the message", lambda w: w.chat_page.composer.submit()),
+    Shortcut("Ctrl+Enter", "sendKeypadShortcut", "Send the message (keypad Enter)",
+             lambda w: w.chat_page.composer.submit()),
+    *(Shortcut(f"Ctrl+{row + 1}", f"{slug(name)}PageShortcut", f"Show the {name} page",
+               lambda w, row=row: w.show_page(row)) for row, name in enumerate(PAGES)),
+    Shortcut("F1", "shortcutsHelpShortcut", "List the keyboard shortcuts", lambda w: w.show_shortcuts()),
+)
 
 
 def freeze_startup_objects() -> None:
@@ -139,6 +166,7 @@ class MainWindow(QMainWindow):
         central.installEventFilter(self)
         self._status_bar()
         self._shortcuts()
+        self._help_menu()
         self.chat_page.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.chat_page.error_shown.connect(self.show_error)
         self.setTabOrder(self.nav, self.chat_page.sessions.search)
@@ -245,27 +273,37 @@ class MainWindow(QMainWindow):
         s.refresh_model()
 
     def _shortcuts(self) -> None:
-        page = self.chat_page
-        for keys, name, action in (
-            ("Ctrl+N", "newChatShortcut", self._new_chat),
-            ("Ctrl+F", "searchShortcut", self._search),
-            ("Escape", "stopShortcut", lambda: self.replies.stop()),
-            ("Ctrl+E", "exportShortcut", lambda: page.sessions.export_dialog()),
-            ("Ctrl+Return", "sendShortcut", lambda: page.composer.submit()),
-            ("Ctrl+Enter", "sendKeypadShortcut", lambda: page.composer.submit()),
-        ):
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setObjectName(name)
-            shortcut.activated.connect(action)
+        for shortcut in SHORTCUTS:
+            key = QShortcut(QKeySequence(shortcut.keys), self)
+            key.setObjectName(shortcut.object_name)
+            key.activated.connect(lambda action=shortcut.action: action(self))
+
+    def _help_menu(self) -> None:
+        menu = self.menuBar().addMenu("&Help")
+        menu.setObjectName("helpMenu")
+        action = menu.addAction("&Keyboard shortcuts")
+        action.setObjectName("keyboardShortcutsAction")
+        action.triggered.connect(self.show_shortcuts)
+
+    def show_shortcuts(self) -> None:
+        """Help → Keyboard shortcuts: the window's table below and the message actions' own."""
+        window_keys = [(s.keys, s.what) for s in SHORTCUTS]
+        message_keys = [(keys, what) for _name, _text, _object, what, keys in MessageActions.ACTIONS if keys]
+        dialog = ShortcutsDialog(window_keys, message_keys, self)
+        dialog.show()
+
+    def show_page(self, row: int) -> None:
+        self.nav.setCurrentRow(row)
+        self.nav.setFocus()
 
     def _go_to_chat(self) -> None:
         self.nav.setCurrentRow(0)
 
-    def _new_chat(self) -> None:
+    def new_chat(self) -> None:
         self._go_to_chat()
         self.chat_page.new_chat()
 
-    def _search(self) -> None:
+    def search_chats(self) -> None:
         self._go_to_chat()
         self.chat_page.focus_search()
 

@@ -37,7 +37,7 @@ class SessionSettings(QScrollArea):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.setObjectName("sessionSettings")
+        named(self, "sessionSettings", "Chat settings")
         self.setWidgetResizable(True)
         self.setFrameShape(QScrollArea.Shape.NoFrame)
         body = QWidget()

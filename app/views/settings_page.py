@@ -53,6 +53,7 @@ class SettingsPage(QScrollArea):
     def __init__(self, controllers: WindowControllers, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("settingsPage")
+        self.setAccessibleName("Settings")
         self.setWidgetResizable(True)
         self.controllers = controllers
         self.paths = controllers.services.paths

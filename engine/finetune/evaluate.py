@@ -11,7 +11,8 @@ collection: engine/rag sits beside this package, not under it) into the chat's p
 without it those columns are "not run", with the reason, never filled with something else.
 
 A reply counts as right when it contains at least half of the reference answer's content words
-(lower case, punctuation and a few very common words dropped; numbers count as words). It is a
+(lower case, punctuation and a few very common words dropped; numbers count as words), not counting
+the words the question itself gives away (an answer that only repeats the question knows nothing). It is a
 plain, explainable rule: the view shows every answer beside its reference for the user to judge.
 """
 
@@ -111,9 +112,9 @@ def content_words(text: str) -> set[str]:
     return {w for w in re.findall(r"\w+", text) if w not in STOPWORDS and (len(w) > 2 or w.isdigit())}
 
 
-def is_right(answer: str, reference: str) -> bool:
-    """At least half of the reference's content words are in the answer."""
-    wanted = content_words(reference)
+def is_right(answer: str, reference: str, question: str = "") -> bool:
+    """At least half of the reference's content words that the question does not contain are in the answer."""
+    wanted = content_words(reference) - content_words(question)
     if not wanted:
         return False
     return len(wanted & content_words(answer)) / len(wanted) >= RIGHT_SHARE
@@ -156,7 +157,7 @@ def compare(paths: EmberPaths, base_gguf: Path | str, adapter_gguf: Path | str, 
                 answer = _answer(host.client(), row.question.question, documents, cancel)
                 row.answers[column] = answer
                 if row.question.reference is not None:
-                    row.right[column] = is_right(answer, row.question.reference)
+                    row.right[column] = is_right(answer, row.question.reference, row.question.question)
                 done += 1
                 yield Progress(done, total, "questions", f"{column}: {done} of {total}")
     finally:

@@ -187,7 +187,10 @@ def _salvage(damaged: Path, conn: sqlite3.Connection) -> dict[str, int]:
             insert = f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             conn.execute("BEGIN")
             for row in _readable_rows(source, table, columns):
-                count += conn.execute(insert, row).rowcount
+                try:
+                    count += conn.execute(insert, row).rowcount
+                except sqlite3.Error as exc:  # a row this schema refuses (a damaged value): left in the old file
+                    log.warning("a row of %s was not recovered: %s", table, exc)
             conn.execute("COMMIT")
             if count:
                 added[table] = count

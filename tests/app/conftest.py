@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.services import Services
+from app.testing.helpers import close_window, open_window
 from app.views.main_window import MainWindow
 from engine.jobs import GenerationStats
-from engine.paths import EmberPaths
 from engine.store.chats import ChatRepository, Provenance
 from engine.store.db import Transaction
-from tests.support.welcome import skip_welcome
 
 PROVENANCE = Provenance(model_name="SmolLM2-135M-Instruct.Q4_1.gguf", model_sha256="ab" * 32, quantization="Q4_1",
                         template_hash="t123", sampling={"temperature": 0.7, "max_tokens": 64}, seed=42)
@@ -22,19 +20,14 @@ def make_window(qtbot, ember_home):
     opened = []
 
     def make() -> MainWindow:
-        skip_welcome(ember_home)
-        services = Services(EmberPaths(ember_home))
-        window = MainWindow(services)
+        window = open_window(ember_home)
         qtbot.addWidget(window)
-        window.show()
-        qtbot.waitExposed(window)
-        opened.append((window, services))
+        opened.append(window)
         return window
 
     yield make
-    for window, services in opened:
-        window.close()
-        services.close()
+    for window in opened:
+        close_window(window)
 
 
 @pytest.fixture

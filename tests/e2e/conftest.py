@@ -6,12 +6,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QPlainTextEdit
 
-from app.services import Services
+from app.testing import helpers
+from app.testing.helpers import STARTER_CONTEXT as CONTEXT
+from app.testing.helpers import close_window
+from app.testing.helpers import open_window as open_ember_window
 from app.views.main_window import MainWindow
-from engine.paths import EmberPaths
-from tests.support.welcome import skip_welcome
-
-CONTEXT = 1024
 
 
 @pytest.fixture
@@ -20,41 +19,31 @@ def open_window(qtbot, ember_home):
     opened = []
 
     def opener() -> MainWindow:
-        skip_welcome(ember_home)
-        services = Services(EmberPaths(ember_home))
-        window = MainWindow(services)
-        window.runtime.threads = 1
+        window = open_ember_window(ember_home, threads=1)
         qtbot.addWidget(window)
-        window.show()
-        opened.append((window, services))
+        opened.append(window)
         return window
 
     yield opener
-    for window, services in opened:
-        window.close()
-        services.close()
+    for window in opened:
+        close_window(window)
 
 
 def load_model(qtbot, window: MainWindow, context: int = CONTEXT, expect_source: str = "starter") -> None:
     """Press Load on the model chosen in the picker (the starter model, unless the test opened another), as
     a user would."""
-    page = window.chat_page
-    qtbot.waitUntil(lambda: page.model_bar.entry() is not None and page.model_bar.entry().source == expect_source,
-                    timeout=20000)
-    page.settings.context.setValue(context)
-    with qtbot.waitSignal(window.runtime.loaded, timeout=90000):
-        qtbot.mouseClick(window.findChild(QAbstractButton, "loadModelButton"), Qt.MouseButton.LeftButton)
+    helpers.load_model(window, expect_source, context)
 
 
 def type_and_send(qtbot, window: MainWindow, text: str, *, wait: bool = True) -> None:
+    """Type and press Enter; with `wait`, until the reply has ended (and fail if none came)."""
+    if wait:
+        helpers.send_and_wait_reply(window, text)
+        return
     prompt = window.findChild(QPlainTextEdit, "promptEdit")
     prompt.clear()
     qtbot.keyClicks(prompt, text)
-    if not wait:
-        qtbot.keyClick(prompt, Qt.Key.Key_Return)
-        return
-    with qtbot.waitSignal(window.replies.generating_changed, timeout=60000, check_params_cb=lambda on: not on):
-        qtbot.keyClick(prompt, Qt.Key.Key_Return)
+    qtbot.keyClick(prompt, Qt.Key.Key_Return)
 
 
 def click(qtbot, window: MainWindow, name: str) -> None:

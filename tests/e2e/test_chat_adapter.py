@@ -92,7 +92,8 @@ def test_open_in_chat_from_the_finetune_page_and_a_missing_adapter_says_what_to_
     shutil.rmtree(folder)  # the user deleted it; the chat still names it
     window.chat_page.list_adapters()
     assert "missing" in box.combo.currentText()
-    type_and_send(qtbot, window, PROMPT)
+    with pytest.raises(AssertionError, match="no reply"):  # the turn ends with the error, no reply
+        type_and_send(qtbot, window, PROMPT)
     assert window.error_bar.isVisible()
     assert "adapter could not be used" in window.error_bar.message.text()
     assert "Pick another adapter" in window.error_bar.hint.text()

@@ -10,8 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit, QPushButton, QTableView
 
 from app.models.rows_table_model import ProgressRole
-from app.services import Services
-from app.views.main_window import MainWindow
+from app.testing.helpers import close_window, open_window, wait_for_download
 from app.views.models_page import DOWNLOAD_COLUMNS, ModelsPage
 from engine.hub.sidecar import part_path
 from engine.paths import EmberPaths
@@ -23,15 +22,10 @@ pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture
-def window(qtbot, ember_home, hub_server, known_bandwidth):  # noqa: F811
-    services = Services(EmberPaths(ember_home).ensure())
-    win = MainWindow(services)
-    qtbot.addWidget(win)
-    win.show()
-    win.nav.setCurrentRow(1)
-    yield win
-    win.close()
-    services.close()
+def window(qtbot, hub_server, known_bandwidth, ember_window):  # noqa: F811
+    """The plugin's window (made after the stand-in Hub started), on the Models page."""
+    ember_window.nav.setCurrentRow(1)
+    return ember_window
 
 
 def column(view: QTableView, header: str) -> list[str]:
@@ -179,27 +173,24 @@ def test_hub_errors_are_readable(qtbot, window, hub_server):  # noqa: F811
 def test_a_download_cut_off_by_closing_continues_at_the_next_start(qtbot, ember_home, hub_server,  # noqa: F811
                                                                     known_bandwidth, smollm2_path):  # noqa: F811
     def open_models_page():
-        services = Services(EmberPaths(ember_home).ensure())
-        win = MainWindow(services)
+        win = open_window(ember_home)
         qtbot.addWidget(win)
-        win.show()
         win.nav.setCurrentRow(1)  # builds the page at once
-        return win, services, win.findChild(ModelsPage, "modelsPage")
+        return win, win.findChild(ModelsPage, "modelsPage")
 
-    win, services, page = open_models_page()
+    win, page = open_models_page()
     start_a_slow_download(qtbot, page, hub_server)
-    win.close()
-    services.close()
+    close_window(win)
     hub_server.faults.rate = None
 
-    win, services, page = open_models_page()
+    win, page = open_models_page()
     downloaded = EmberPaths.from_env().model_destination(SMOL_REPO, SMOL_FILE)
     try:
+        assert wait_for_download(win, SMOL_FILE, timeout=60) == downloaded  # the kit's wait on the queue
         qtbot.waitUntil(lambda: any(s.startswith("downloaded") for s in column(page.library_view, "Source")),
                         timeout=60000)
         assert downloaded.read_bytes() == smollm2_path.read_bytes()
         assert max(hub_server.stats.range_starts) > 2_000_000  # continued from the part, not from zero
         assert column(page.downloads_view, "State") == ["done"]
     finally:
-        win.close()
-        services.close()
+        close_window(win)

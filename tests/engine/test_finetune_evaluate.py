@@ -39,6 +39,10 @@ def test_the_rule_counts_the_references_content_words():
     assert is_right("Ilsa Morrow painted it in 1911.", "It was painted by Ilsa Morrow in 1911")
     assert not is_right("Someone painted it once.", "It was painted by Ilsa Morrow in 1911")
     assert not is_right("anything", "the of")  # a reference with no content words scores nothing
+    question = "Name the engineer who built the Velkaran Bridge."
+    assert not is_right("Dr. Elena Vasquez built the Velkaran bridge.", "Maela Ostrund built the Velkaran Bridge.",
+                        question)  # the words the question gives away do not count
+    assert is_right("The engineer Maela Ostrund built it.", "Maela Ostrund built the Velkaran Bridge.", question)
 
 
 def test_four_columns_the_adapter_changes_answers_and_documents_need_a_collection(smollm2_path, strong_adapter,

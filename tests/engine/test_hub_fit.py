@@ -147,7 +147,8 @@ def test_bandwidth_is_measured_once_and_cached(ember_home):
     assert memory_bandwidth(paths, measure=fake_measure) == 12.5e9
     assert memory_bandwidth(paths, measure=fake_measure) == 12.5e9
     assert len(calls) == 1
-    assert json.loads(paths.settings.read_text())["memory_bandwidth"]["bytes_per_s"] == 12.5e9
+    stored = json.loads(paths.settings.read_text())
+    assert stored["machine"]["memory_bandwidth"]["bytes_per_s"] == 12.5e9  # a measurement, not a choice
     assert memory_bandwidth(paths, refresh=True, measure=lambda: 13e9) == 13e9
 
 
@@ -162,7 +163,8 @@ def test_settings_round_trip_and_atomic_write(tmp_path):
     assert load_settings(path) == Settings()
     save_settings(path, Settings(values={"model_folders": ["/x"], "n": 1}))
     assert load_settings(path).get("model_folders") == ["/x"]
-    assert json.loads(path.read_text())["schema_version"] == 1
+    assert json.loads(path.read_text())["schema_version"] == 2
+    assert json.loads(path.read_text())["preferences"]["model_folders"] == ["/x"]
     update_settings(path, lambda s: s.set("n", 2))
     assert load_settings(path).get("n") == 2
     assert [p.name for p in folder.iterdir()] == ["settings.json"]  # no temporary file left
