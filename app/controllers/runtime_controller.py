@@ -84,15 +84,7 @@ class RuntimeController(QObject):
         self.unload()
         host = RemoteHost(choice.endpoint, choice.model,
                           context_length or load_preferences(self.services.paths).context_length)
-        cancel = CancelToken()
-        worker = Worker(host.start, cancel, cancel=cancel, name="load-remote-model")
-        worker.progress.connect(self.progress)
-        worker.error.connect(self._on_failed)
-        worker.result.connect(lambda _=None: self._on_started(host, choice))
-        worker.finished.connect(self._on_load_finished)
-        self._load_worker = worker
-        self.loading.emit(choice)
-        self.runner.start(worker, long=True)
+        self._start(host, choice, "load-remote-model")
 
     def load(self, entry: LibraryEntry, context_length: int | None = None, gpu_layers: int | str | None = None,
              threads: int | None = None) -> None:
@@ -105,9 +97,12 @@ class RuntimeController(QObject):
                                 gpu_layers=prefs.gpu_layers_value if gpu_layers is None else gpu_layers,
                                 threads=threads or self.threads or prefs.threads_value,
                                 flash_attention=prefs.flash_attention)
-        host = RuntimeHost(settings, log_dir=self.services.paths.logs)
+        self._start(RuntimeHost(settings, log_dir=self.services.paths.logs), entry, "load-model")
+
+    def _start(self, host: RuntimeHost | RemoteHost, entry: LibraryEntry | RemoteModel, name: str) -> None:
+        """Start a host (local or remote) on its own thread; `_on_started` puts it in the registry."""
         cancel = CancelToken()
-        worker = Worker(host.start, cancel, cancel=cancel, name="load-model")
+        worker = Worker(host.start, cancel, cancel=cancel, name=name)
         worker.progress.connect(self.progress)
         worker.error.connect(self._on_failed)
         worker.result.connect(lambda _=None: self._on_started(host, entry))

@@ -77,7 +77,8 @@ class WelcomeController(QObject):
 
     # --- what the user picks ------------------------------------------------------------------------
     def use_starter(self) -> None:
-        entry = self.library.entry(str(starter_model())) if starter_model() else None
+        path = starter_model()
+        entry = self.library.entry(str(path)) if path else None
         if entry is not None:
             self.runtime.load(entry)
         self.dismiss()

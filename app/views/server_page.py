@@ -191,7 +191,7 @@ class ServerPage(QWidget):
         self._fill_examples(self.controller.models())
 
     def _fill_examples(self, served: list[dict]) -> None:
-        chat = next((m["id"] for m in served if m["role"] == "chat"), "<load a chat model>")
+        chat = _chat_model(served)
         shown_key = self.controller.settings.api_key if self.show_key.isChecked() else "<the key above>"
         self.curl.setPlainText(curl_example(self.controller.base_url(), shown_key, chat))
         self.python.setPlainText(python_example(self.controller.base_url(), shown_key, chat))
@@ -208,8 +208,7 @@ class ServerPage(QWidget):
         self.status_message.emit(said)
 
     def _copy_example(self) -> None:
-        served = self.controller.models()
-        chat = next((m["id"] for m in served if m["role"] == "chat"), "<load a chat model>")
+        chat = _chat_model(self.controller.models())
         make = curl_example if self.examples.currentIndex() == 0 else python_example
         self._copy(make(self.controller.base_url(), self.controller.settings.api_key, chat),
                    "Copied the example (it holds the API key).")
@@ -217,6 +216,11 @@ class ServerPage(QWidget):
     def window_closed(self) -> None:
         self._timer.stop()
         self.controller.window_closed()
+
+
+def _chat_model(served: list[dict]) -> str:
+    """The name of the chat model served, for the examples."""
+    return next((m["id"] for m in served if m["role"] == "chat"), "<load a chat model>")
 
 
 def curl_example(base_url: str, key: str, model: str) -> str:

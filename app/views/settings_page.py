@@ -86,9 +86,7 @@ class SettingsPage(QScrollArea):
             row.addWidget(shown, 1)
             row.addWidget(opener)
             form.addRow(label, row)
-        note = QLabel("To keep everything somewhere else, start Ember with EMBER_HOME set to that folder.")
-        note.setWordWrap(True)
-        form.addRow(note)
+        form.addRow(_note("To keep everything somewhere else, start Ember with EMBER_HOME set to that folder."))
         self.folders = named(QListWidget(), "modelFoldersList", "Other folders with models")
         self.folders.setMaximumHeight(90)
         self.add_folder = named(QPushButton("Add folder…"), "addModelFolderButton", "Add a folder with models")
@@ -128,9 +126,7 @@ class SettingsPage(QScrollArea):
         form.addRow("CPU threads", self.threads)
         form.addRow("", self.flash)
         form.addRow("Embedding model", row)
-        note = QLabel("GPU layers, threads and flash attention apply when a model is loaded next.")
-        note.setWordWrap(True)
-        form.addRow(note)
+        form.addRow(_note("GPU layers, threads and flash attention apply when a model is loaded next."))
         return box
 
     def _remote(self) -> QGroupBox:
@@ -157,10 +153,8 @@ class SettingsPage(QScrollArea):
         form.addRow("Address", self.remote_url)
         form.addRow("API key", self.remote_key)
         form.addRow("", buttons)
-        note = QLabel("A llama.cpp server, vLLM, Ollama or another Ember: any OpenAI-compatible API. Its models "
-                      "appear in the Chat page's model list.")
-        note.setWordWrap(True)
-        form.addRow(note)
+        form.addRow(_note("A llama.cpp server, vLLM, Ollama or another Ember: any OpenAI-compatible API. Its models "
+                      "appear in the Chat page's model list."))
         return box
 
     def _chats(self) -> QGroupBox:
@@ -171,9 +165,7 @@ class SettingsPage(QScrollArea):
         self.system_prompt.setTabChangesFocus(True)
         self.system_prompt.setMaximumHeight(90)
         form.addRow("System prompt", self.system_prompt)
-        note = QLabel("A new chat copies the chat that is open; these apply when none is.")
-        note.setWordWrap(True)
-        form.addRow(note)
+        form.addRow(_note("A new chat copies the chat that is open; these apply when none is."))
         return box
 
     def _appearance(self) -> QGroupBox:
@@ -368,3 +360,10 @@ class SettingsPage(QScrollArea):
         update_settings(self.paths.settings, change)
         self._show_measurements()
         self.status_message.emit("Forgot the measurements; they are made again when needed.")
+
+
+def _note(text: str) -> QLabel:
+    """A line of explanation under a section's fields, wrapped to the page's width."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
