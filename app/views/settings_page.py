@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.controllers.window_controllers import WindowControllers
+from app.views.move_data_row import MoveDataRow
 from app.views.theme import apply_choice
 from app.views.widgets import named
 from engine.config import MACHINE_KEYS, load_settings, update_settings
@@ -86,7 +87,10 @@ class SettingsPage(QScrollArea):
             row.addWidget(shown, 1)
             row.addWidget(opener)
             form.addRow(label, row)
-        form.addRow(_note("To keep everything somewhere else, start Ember with EMBER_HOME set to that folder."))
+        self.move_data = MoveDataRow(self.paths, self.controllers.runner)
+        self.move_data.error_shown.connect(self.error_shown)
+        self.move_data.status_message.connect(self.status_message)
+        form.addRow("", self.move_data)
         self.folders = named(QListWidget(), "modelFoldersList", "Other folders with models")
         self.folders.setMaximumHeight(90)
         self.add_folder = named(QPushButton("Add folder…"), "addModelFolderButton", "Add a folder with models")

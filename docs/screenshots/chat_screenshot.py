@@ -4,6 +4,8 @@ the starter model loaded, real replies (two chats, then a coding question answer
 
     /work/shared/tools/screenshot.sh docs/screenshots/chat.png 40 -- \\
         env EMBER_HOME=$(mktemp -d) .venv/bin/python docs/screenshots/chat_screenshot.py
+
+EMBER_THEME=dark (or light) picks the theme: docs/screenshots/chat-dark.png is the same run in dark.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ TURNS = [
 def drive(window) -> None:
     window.resize(1380, 860)
     window.move(0, 0)
+    window.welcome.dismiss()  # the welcome has its own screenshot
     models, chat, replies = window.runtime, window.chat, window.replies
     todo = list(TURNS)
     state = {"loading": False, "regenerated": False}
