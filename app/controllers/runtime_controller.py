@@ -21,12 +21,23 @@ from app.workers import Worker, WorkerRunner
 from engine.errors import EmberError
 from engine.jobs import CancelToken
 from engine.library.library import LibraryEntry
+from engine.paths import EmberPaths
 from engine.preferences import load_preferences
 from engine.remote.endpoints import load_endpoints
 from engine.remote.host import RemoteHost, RemoteModel, find_models
 from engine.runtime.hardware import probe_hardware
 from engine.runtime.registry import LoadedModel
 from engine.runtime.supervisor import HostSettings, RuntimeHost
+
+
+def local_host(paths: EmberPaths, entry: LibraryEntry, context_length: int | None = None,
+               gpu_layers: int | str | None = None, threads: int | None = None) -> RuntimeHost:
+    """A host for this model (not started); what is not given comes from the Settings page's choices."""
+    prefs = load_preferences(paths)
+    settings = HostSettings(model_path=entry.path, context_length=context_length or prefs.context_length,
+                            gpu_layers=prefs.gpu_layers_value if gpu_layers is None else gpu_layers,
+                            threads=threads or prefs.threads_value, flash_attention=prefs.flash_attention)
+    return RuntimeHost(settings, log_dir=paths.logs)
 
 
 class RuntimeController(QObject):
@@ -92,12 +103,8 @@ class RuntimeController(QObject):
         if self.busy:
             return
         self.unload()
-        prefs = load_preferences(self.services.paths)
-        settings = HostSettings(model_path=entry.path, context_length=context_length or prefs.context_length,
-                                gpu_layers=prefs.gpu_layers_value if gpu_layers is None else gpu_layers,
-                                threads=threads or self.threads or prefs.threads_value,
-                                flash_attention=prefs.flash_attention)
-        self._start(RuntimeHost(settings, log_dir=self.services.paths.logs), entry, "load-model")
+        host = local_host(self.services.paths, entry, context_length, gpu_layers, threads or self.threads)
+        self._start(host, entry, "load-model")
 
     def _start(self, host: RuntimeHost | RemoteHost, entry: LibraryEntry | RemoteModel, name: str) -> None:
         """Start a host (local or remote) on its own thread; `_on_started` puts it in the registry."""

@@ -3,6 +3,8 @@ off, its port, the network choice and the API key (kept in settings.json), and w
 
 The gateway answers on its own threads from the models the window has loaded (the registry), so
 the Chat page is never disturbed by it; its records and queue reach the panel as queued signals.
+By default it serves the Chat page's model; the panel can load another model for the server alone
+(its own process, the "served" role), and switch it or go back, without touching the Chat page.
 """
 
 from __future__ import annotations
@@ -11,9 +13,15 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
+from app.controllers.runtime_controller import local_host
 from app.services import Services
+from app.workers import Worker, WorkerRunner
 from engine.config import load_settings, update_settings
 from engine.errors import InvalidInput
+from engine.jobs import CancelToken
+from engine.library.library import LibraryEntry
+from engine.runtime.registry import LoadedModel
+from engine.runtime.supervisor import RuntimeHost
 from engine.server.gateway import NETWORK_ADDRESS, Gateway, GatewaySettings, new_api_key
 
 SETTINGS_KEY = "server"
@@ -26,11 +34,13 @@ class ServerController(QObject):
     request_recorded = Signal(object)  # RequestRecord (from a gateway thread, queued to the UI thread)
     queue_changed = Signal(object)  # {"chat": (busy, [clients waiting]), "embedding": ...}
     error = Signal(object)  # EmberError
+    served_changed = Signal()  # the server's own model was loaded, is loading, or was put away
 
-    def __init__(self, services: Services, parent=None) -> None:
+    def __init__(self, services: Services, runner: WorkerRunner, parent=None) -> None:
         super().__init__(parent)
-        self.services = services
+        self.services, self.runner = services, runner
         self.gateway: Gateway | None = None
+        self.loading_path: str | None = None  # the model being loaded for the server
         self.records: list = []
         self.settings = self._load()
         self.request_recorded.connect(self._keep)
@@ -115,6 +125,44 @@ class ServerController(QObject):
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+
+    # --- the server's own model ------------------------------------------------------------------------
+    @property
+    def own_model(self) -> LoadedModel | None:
+        """The model loaded for the server alone, if any (else it serves the Chat page's)."""
+        return self.services.hosts.get("served")
+
+    def serve_model(self, entry: LibraryEntry) -> None:
+        """Load `entry` in a process of its own for the server; the one it replaces stops once it is up."""
+        if self.loading_path is not None:
+            return
+        host = local_host(self.services.paths, entry)
+        cancel = CancelToken()
+        worker = Worker(host.start, cancel, cancel=cancel, name="load-served-model")
+        worker.result.connect(lambda _=None: self._served(host, entry))
+        worker.error.connect(self.error)
+        worker.finished.connect(self._loading_ended)
+        self.loading_path = entry.path
+        self.served_changed.emit()
+        self.runner.start(worker, long=True)
+
+    def _served(self, host: RuntimeHost, entry: LibraryEntry) -> None:
+        if not host.alive:
+            return
+        previous = self.services.hosts.put(LoadedModel("served", host, entry.path, entry.sha256))
+        if previous is not None:
+            self.runner.run(previous.host.stop, name="stop-served-model", long=True)
+
+    def _loading_ended(self) -> None:
+        self.loading_path = None
+        self.served_changed.emit()
+
+    def serve_chat_model(self) -> None:
+        """Go back to serving the Chat page's model: the server's own process stops."""
+        loaded = self.services.hosts.take("served")
+        if loaded is not None:
+            self.runner.run(loaded.host.stop, name="stop-served-model", long=True)
+        self.served_changed.emit()
 
     # --- what it serves -------------------------------------------------------------------------------
     def base_url(self) -> str:

@@ -46,6 +46,6 @@ def build_controllers(services: Services, runner: WorkerRunner, parent) -> Windo
     replies = ReplyController(services, runner, chat, runtime, parent)
     status = StatusController(services, parent)
     sources = SourceController(runner, log_dir=services.paths.logs, parent=parent)
-    server = ServerController(services, parent)
+    server = ServerController(services, runner, parent)
     return WindowControllers(services, runner, notices, library, downloads, runtime, chat, replies, status, sources,
                              server)

@@ -8,11 +8,13 @@ live list of the requests served (time, client, endpoint, model, tokens, duratio
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -54,6 +56,8 @@ def build_page(controllers: WindowControllers, parent=None) -> ServerPage:
     page = ServerPage(controller, parent)
     controllers.runtime.loaded.connect(lambda _model: page.refresh())
     controllers.runtime.unloaded.connect(page.refresh)
+    controllers.library.library_changed.connect(page.list_models)
+    page.list_models(controllers.library.entries)
     if controller.was_on:
         controller.start()
     return page
@@ -89,6 +93,9 @@ class ServerPage(QWidget):
                              "Programs set up with the old key stop working")
         self.models = named(QLabel(""), "servedModelsLabel", "Models served")
         self.models.setWordWrap(True)
+        self.model_choice = named(QComboBox(), "servedModelCombo", "Chat model to serve",
+                                  "The Chat page's model, or another model loaded for the server alone")
+        self.serve_button = named(QPushButton("Serve it"), "serveModelButton", "Serve the chosen model")
         self.queue = named(QLabel(""), "serverQueueLabel", "Requests waiting")
         self.examples = named(QTabWidget(), "serverExamples", "Examples to paste")
         self.curl = named(QPlainTextEdit(), "curlExample", "Example with curl")
@@ -119,7 +126,11 @@ class ServerPage(QWidget):
         form.addRow("", self.network)
         form.addRow("", self.network_warning)
         form.addRow("API key", key_row)
-        form.addRow("Models", self.models)
+        choice_row = QHBoxLayout()
+        choice_row.addWidget(self.model_choice, 1)
+        choice_row.addWidget(self.serve_button)
+        form.addRow("Chat model", choice_row)
+        form.addRow("Served now", self.models)
         form.addRow("Queue", self.queue)
         example_row = QHBoxLayout()
         example_row.addStretch(1)
@@ -148,6 +159,9 @@ class ServerPage(QWidget):
         self.copy_key.clicked.connect(lambda: self._copy(c.settings.api_key, "Copied the API key."))
         self.new_key.clicked.connect(lambda: c.change(new_key=True))
         self.copy_example.clicked.connect(self._copy_example)
+        self.serve_button.clicked.connect(self._serve_chosen)
+        self.model_choice.activated.connect(lambda _i: self._show_choice())
+        c.served_changed.connect(self.refresh)
 
     # --- showing the state ----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -167,8 +181,13 @@ class ServerPage(QWidget):
             self.status.setText("Off. Turn it on to let other programs use the models loaded in Ember.")
             self._timer.stop()
         served = c.models()
-        self.models.setText(", ".join(f"{m['id']} ({m['role']})" for m in served) if served else
-                            "None loaded: load a chat model on the Chat page.")
+        own = c.own_model
+        described = {"chat": "for the server alone" if own is not None else "the Chat page's", "embedding": "embedding"}
+        self.models.setText(", ".join(f"{m['id']} ({described[m['role']]})" for m in served) if served else
+                            "None loaded: load a chat model on the Chat page, or choose one above.")
+        if c.loading_path is not None:
+            self.models.setText(f"Loading {Path(c.loading_path).name} for the server…")
+        self._show_choice()
         self._fill_examples(served)
         if c.gateway is not None:
             self._show_queue(c.gateway.queue_state())
@@ -197,7 +216,41 @@ class ServerPage(QWidget):
         self.curl.setPlainText(curl_example(self.controller.base_url(), shown_key, chat))
         self.python.setPlainText(python_example(self.controller.base_url(), shown_key, chat))
 
+    def list_models(self, entries: list) -> None:
+        """The library's readable models, after "The Chat page's model"."""
+        current = self.model_choice.currentData()
+        self.model_choice.clear()
+        self.model_choice.addItem("The Chat page's model", None)
+        for entry in entries:
+            if entry.info is not None:
+                self.model_choice.addItem(entry.name, entry)
+        self._select_served(current)
+
+    def _select_served(self, wanted=None) -> None:
+        own = self.controller.own_model
+        path = own.path if own is not None else getattr(wanted, "path", None)
+        for row in range(self.model_choice.count()):
+            entry = self.model_choice.itemData(row)
+            if (entry is None and path is None) or (entry is not None and entry.path == path):
+                self.model_choice.setCurrentIndex(row)
+                return
+
+    def _show_choice(self) -> None:
+        """Serve it is offered when the choice differs from what is served and nothing is loading."""
+        own = self.controller.own_model
+        chosen = self.model_choice.currentData()
+        same = (chosen is None and own is None) or (chosen is not None and own is not None and chosen.path == own.path)
+        self.serve_button.setEnabled(not same and self.controller.loading_path is None)
+
     # --- actions ------------------------------------------------------------------------------------
+    def _serve_chosen(self) -> None:
+        chosen = self.model_choice.currentData()
+        if chosen is None:
+            self.controller.serve_chat_model()
+            self.status_message.emit("The server answers with the Chat page's model again.")
+        else:
+            self.controller.serve_model(chosen)
+
     def _switched(self, on: bool) -> None:
         if on:
             self.controller.start()

@@ -1,4 +1,6 @@
-"""The model processes that are running, by role: the chat model, the embedding model, later a second chat model.
+"""The model processes that are running, by role: the chat model, the embedding model, and a chat model
+loaded for the local API server alone ("served", chosen on the Server page; without one the server
+answers with the Chat page's model).
 
 One registry per app (or CLI run). It holds what every page needs to know about a loaded model: the
 host process and the file it runs. Who starts and stops hosts (the app's runtime controller, a CLI
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from engine.runtime.supervisor import RuntimeHost
 
-ROLES = ("chat", "embedding")
+ROLES = ("chat", "embedding", "served")
 
 
 @dataclass(frozen=True)

@@ -139,10 +139,17 @@ class Gateway:
         return f"http://{host}:{self.port}/v1"
 
     # --- what is served -------------------------------------------------------------------------------
+    def serving(self, role: str) -> LoadedModel | None:
+        """The model that answers this role's requests: for chat, the model loaded for the server alone
+        when there is one (the Server page), else the Chat page's."""
+        if role == "chat":
+            return self.registry.ready("served") or self.registry.ready("chat")
+        return self.registry.ready(role)
+
     def models(self) -> list[dict]:
         listed = []
         for role in ("chat", "embedding"):
-            loaded = self.registry.ready(role)
+            loaded = self.serving(role)
             if loaded is not None:
                 listed.append({"id": public_name(loaded), "object": "model", "owned_by": "ember", "role": role,
                                "created": 0})
@@ -230,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._read_json()
         if request is None:
             return
-        loaded = self.gateway.registry.ready(role)
+        loaded = self.gateway.serving(role)
         if loaded is None:
             hint = ("Load a chat model in Ember (the Chat page) and try again." if role == "chat" else
                     "Load an embedding model in Ember (ask a question of a collection) and try again.")

@@ -104,3 +104,42 @@ def test_network_choice_warns_and_a_new_key_replaces_the_old(qtbot, open_window)
     assert QGuiApplication.clipboard().text() == page.controller.settings.api_key
     click_box(qtbot, page.network)
     assert not page.controller.settings.network
+
+
+def test_a_model_for_the_server_alone_is_switched_without_touching_the_chat_page(qtbot, open_window, smollm2_path):
+    from openai import OpenAI
+
+    window = open_window()
+    page = open_server_panel(qtbot, window)
+    page.port.setValue(free_port())
+    page.port.editingFinished.emit()
+    click_box(qtbot, page.switch)
+    qtbot.waitUntil(lambda: page.model_choice.count() > 1, timeout=20000)  # the library was scanned
+    assert page.model_choice.currentText() == "The Chat page's model" and not page.serve_button.isEnabled()
+    page.model_choice.setCurrentIndex(page.model_choice.findText(smollm2_path.name))
+    page.model_choice.activated.emit(page.model_choice.currentIndex())
+    assert page.serve_button.isEnabled()
+    qtbot.mouseClick(page.serve_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.controller.own_model is not None and page.controller.loading_path is None,
+                    timeout=60000)
+    assert "for the server alone" in page.models.text() and not page.serve_button.isEnabled()
+    assert window.runtime.chat_model is None  # the Chat page loaded nothing
+
+    client = OpenAI(base_url=page.controller.base_url(), api_key=page.controller.settings.api_key)
+    reply = client.chat.completions.create(model=smollm2_path.stem, max_tokens=4,
+                                           messages=[{"role": "user", "content": "Hi"}])
+    assert reply.model == smollm2_path.stem and reply.choices[0].message.content
+
+    load_model(qtbot, window)  # the Chat page loads its own copy: two processes, neither disturbed
+    served_host, chat_host = page.controller.own_model.host, window.runtime.chat_model.host
+    assert served_host is not chat_host and served_host.alive and chat_host.alive
+
+    page.model_choice.setCurrentIndex(0)  # back to the Chat page's model
+    page.model_choice.activated.emit(0)
+    qtbot.mouseClick(page.serve_button, Qt.MouseButton.LeftButton)
+    assert page.controller.own_model is None and "the Chat page's" in page.models.text()
+    qtbot.waitUntil(lambda: not served_host.alive, timeout=30000)  # the server's own process stopped
+    assert chat_host.alive and window.runtime.chat_model.host is chat_host
+    again = client.chat.completions.create(model=smollm2_path.stem, max_tokens=4,
+                                           messages=[{"role": "user", "content": "Hi"}])
+    assert again.choices[0].message.content
