@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -29,9 +28,8 @@ from engine.paths import EmberPaths
 from engine.progress_text import human_size
 from engine.store.move_home import move_home
 
-EXPLAINED = ("Move… copies everything (chats, the documents' index, downloaded models, adapters, settings) "
-             "to another folder; Ember uses it from its next start. The old folder stays as it was until you "
-             "delete it.")
+EXPLAINED = ("Move… copies all of Ember's data to another folder, used from the next start; "
+             "the old folder stays until you delete it.")
 
 
 class MoveDataRow(QWidget):
@@ -48,16 +46,13 @@ class MoveDataRow(QWidget):
         self.restart_button = named(QPushButton("Restart now"), "restartButton", "Restart Ember in the new folder")
         self.progress = named(QProgressBar(), "moveDataProgress", "Copying Ember's data")
         self.note = named(QLabel(EXPLAINED), "moveDataNote", "About moving the data")
-        self.note.setWordWrap(True)
-        buttons = QHBoxLayout()
-        for widget in (self.move_button, self.cancel_button, self.restart_button):
-            buttons.addWidget(widget)
-        buttons.addStretch(1)
-        layout = QVBoxLayout(self)
+        self.note.setWordWrap(False)  # one line: a wrapped label in a form row asks for four lines of height
+        layout = QHBoxLayout(self)  # the note goes on a row of its own, under this one (the page places it)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.note)
+        for widget in (self.move_button, self.cancel_button, self.restart_button):
+            layout.addWidget(widget)
+        layout.addWidget(self.progress, 1)
+        layout.addStretch(1)
         for widget in (self.cancel_button, self.restart_button, self.progress):
             widget.hide()
         if os.environ.get("EMBER_HOME"):
@@ -96,8 +91,7 @@ class MoveDataRow(QWidget):
     def _done(self, folder: str) -> None:
         if self.worker is not None and self.worker.cancel.cancelled:
             return
-        self.note.setText(f"Ember's data is now also in {folder}. Restart Ember to use it; the old folder "
-                          f"{self.paths.home} stays as it was until you delete it.")
+        self.note.setText(f"Copied to {folder}. Restart Ember to use it; {self.paths.home} stays until you delete it.")
         self.restart_button.show()
         self.moved.emit(folder)
         self.status_message.emit("Moved the data; restart Ember to use the new folder.")

@@ -91,6 +91,7 @@ class SettingsPage(QScrollArea):
         self.move_data.error_shown.connect(self.error_shown)
         self.move_data.status_message.connect(self.status_message)
         form.addRow("", self.move_data)
+        form.addRow("", self.move_data.note)
         self.folders = named(QListWidget(), "modelFoldersList", "Other folders with models")
         self.folders.setMaximumHeight(90)
         self.add_folder = named(QPushButton("Add folder…"), "addModelFolderButton", "Add a folder with models")

@@ -55,8 +55,8 @@ def test_a_folder_in_use_is_refused_in_words_and_nothing_moves(row, home, tmp_pa
     used = tmp_path / "used"
     used.mkdir()
     (used / "theirs.txt").write_text("theirs")
-    widget.move_to(str(used))
-    wait_until(lambda: errors.calls, timeout=30, what="the refusal")
+    ended = SignalLog(widget.move_to(str(used)).finished)
+    wait_until(lambda: ended.calls, timeout=30, what="the refusal")
     assert "not empty" in errors.calls[0][0].message
     assert widget.move_button.isEnabled() and not widget.restart_button.isVisible()
     assert sorted(p.name for p in used.iterdir()) == ["theirs.txt"] and read_home_pointer() is None
