@@ -1,7 +1,10 @@
 """Makes the Settings page for docs/screenshots/settings.png.
 
     /work/shared/tools/screenshot.sh docs/screenshots/settings.png 12 -- \\
-        env EMBER_HOME=$(mktemp -d) .venv/bin/python docs/screenshots/settings_screenshot.py
+        env -u EMBER_HOME XDG_DATA_HOME=$(mktemp -d) XDG_CONFIG_HOME=$(mktemp -d) \\
+        .venv/bin/python docs/screenshots/settings_screenshot.py
+
+(without EMBER_HOME, as a desktop start, so that Move… is on)
 """
 
 from __future__ import annotations
