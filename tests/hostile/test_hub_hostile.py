@@ -9,6 +9,9 @@ file by that name.
 from __future__ import annotations
 
 import filecmp
+import re
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +184,25 @@ def test_server_errors_are_retried_then_reported(hub_server, paths, smollm2_path
     hub_server.faults.status = 503
     with pytest.raises(DownloadFailed, match="the Hub answered HTTP 503, 3 times in a row"):
         fetch(hub_server, paths, file="SmolLM2-135M-Instruct-Q8_0.gguf")
+
+
+# -- the libraries that parse what comes from outside ----------------------------------------------
+
+KNOWN_FIXES = {"jinja2": (3, 1, 6),  # sandbox escapes through str.format and |attr (CVE-2024-56201/56326, 2025-27516)
+               "huggingface-hub": (1, 26)}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def test_minimum_versions_with_known_fixes_are_pinned_and_installed():
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8")
+    block = text.split("\ndependencies = [", 1)[1].split("\n]", 1)[0]  # (tomllib is not in Python 3.10)
+    listed = re.findall(r'^\s*"([^"]+)"', block, re.M)
+    requirements = {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0].lower(): r for r in listed}
+    for name, fixed in KNOWN_FIXES.items():
+        floor = re.search(r">=\s*([\d.]+)", requirements[name])
+        assert floor and _version(floor[1]) >= fixed, f"{name} must be pinned >= {fixed}: {requirements[name]}"
+        assert _version(metadata.version(name)) >= fixed
+    assert "lxml" not in requirements or _version(re.search(r">=\s*([\d.]+)", requirements["lxml"])[1]) >= (6, 1)
