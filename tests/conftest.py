@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import session_children
+from tests.support.processes import kept_children
 
 # Ember's own pytest plugin (app/testing/pytest_plugin.py, the `pytest11` entry point when Ember is installed;
 # named here as well so that the suite runs from a checkout that is not): ember_home, ember_window, tiny_model.
@@ -63,13 +63,13 @@ def _child_pids() -> set[int]:
 @pytest.fixture(autouse=True)
 def no_leaked_children(request):
     """Fail a test that leaves child processes behind (session-scoped hosts are allowed)."""
-    before = _child_pids() | session_children
+    before = _child_pids() | kept_children()
     yield
     if request.node.get_closest_marker("allow_children"):
         return
     deadline = time.monotonic() + 5.0
-    leaked = _child_pids() - before - session_children
+    leaked = _child_pids() - before - kept_children()
     while leaked and time.monotonic() < deadline:
         time.sleep(0.05)
-        leaked = _child_pids() - before - session_children
+        leaked = _child_pids() - before - kept_children()
     assert not leaked, f"test left child processes running: {sorted(leaked)}"

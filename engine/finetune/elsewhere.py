@@ -21,6 +21,7 @@ from engine.finetune.job import dense_cache, model_shape
 from engine.finetune.pipeline import run_self_test
 from engine.finetune.selftest import SelfTestInput
 from engine.finetune.settings import TrainSettings
+from engine.finetune.weights_files import require_safetensors
 from engine.jobs import CancelToken, Progress
 from engine.library.hashing import sha256_file
 from engine.paths import EmberPaths
@@ -59,6 +60,7 @@ def import_adapter(paths: EmberPaths, peft_folder: Path | str, base_gguf: Path |
     """Export a peft folder to a GGUF adapter and self-test it; returns (AdapterRecord, SelfTestReport)."""
     peft_folder, base_gguf = Path(peft_folder), Path(base_gguf)
     config = read_peft_config(peft_folder)  # refuses what llama.cpp cannot carry, before any work
+    require_safetensors(peft_folder)  # and weights only in a pickle (never loaded)
     sha = yield from sha256_file(base_gguf, cancel)
     record = {"base_model": {"path": str(base_gguf.resolve()), "sha256": sha,
                              "architecture": model_shape(base_gguf).architecture},

@@ -25,6 +25,7 @@ import numpy as np
 
 from engine.finetune.adapter_record import AdapterRecord, list_adapters, open_adapter  # noqa: F401 (re-exported)
 from engine.finetune.errors import ExportFailed
+from engine.finetune.weights_files import require_safetensors
 from engine.gguf.reader import read_header
 from engine.paths import EmberPaths
 
@@ -97,10 +98,7 @@ def write_gguf_adapter(peft_folder: Path, base_gguf: Path, out_path: Path, *, pe
 
     `permute=False` leaves Q and K in Hugging Face order: only for showing what the self-test catches."""
     config = read_peft_config(peft_folder)
-    weights_path = peft_folder / "adapter_model.safetensors"
-    if not weights_path.is_file():
-        raise ExportFailed(f"{peft_folder} has no adapter_model.safetensors.",
-                           "Save the adapter with safetensors (peft's default).")
+    weights_path = require_safetensors(peft_folder)
     meta = read_header(base_gguf).metadata
     arch = str(meta.get("general.architecture", ""))
     layers = int(meta.get(f"{arch}.block_count", 0))

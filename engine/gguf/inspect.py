@@ -118,7 +118,8 @@ def _inspect(path: Path) -> ModelInfo:
                 types_2d[type_name] += 1
     tokens = meta.get("tokenizer.ggml.tokens")
     template = meta.get("tokenizer.chat_template")
-    bos, eos = _int(meta.get("tokenizer.ggml.bos_token_id")), _int(meta.get("tokenizer.ggml.eos_token_id"))
+    vocab_size = _length(tokens) or arch_int("vocab_size")
+    bos, eos = (_token_id(meta.get(f"tokenizer.ggml.{name}_token_id"), vocab_size) for name in ("bos", "eos"))
     split_match = SPLIT_NAME.match(path.name)
     return ModelInfo(
         path=str(path), file_name=path.name, file_size=sum(h.file_size for h in headers.values()),
@@ -129,7 +130,7 @@ def _inspect(path: Path) -> ModelInfo:
         embedding_length=arch_int("embedding_length"), head_count=arch_int("attention.head_count"),
         head_count_kv=arch_int("attention.head_count_kv") or arch_int("attention.head_count"),
         key_length=arch_int("attention.key_length"), value_length=arch_int("attention.value_length"),
-        vocab_size=_length(tokens) or arch_int("vocab_size"),
+        vocab_size=vocab_size,
         has_chat_template=bool(_str(template) and template.strip()), chat_template=_str(template),
         bos_token_id=bos, eos_token_id=eos,
         bos_token=_token_text(main_path, tokens, bos), eos_token=_token_text(main_path, tokens, eos),
@@ -145,6 +146,14 @@ def _int(value) -> int | None:
     if isinstance(value, list) and value and all(type(v) is int for v in value):
         return max(value)
     return None
+
+
+def _token_id(value, vocab_size: int | None) -> int | None:
+    """A special token's id; None when the vocabulary has no such token (llama.cpp then uses its default)."""
+    token = _int(value)
+    if token is None or token < 0 or (vocab_size is not None and token >= vocab_size):
+        return None
+    return token
 
 
 def _str(value) -> str | None:

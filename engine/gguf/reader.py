@@ -272,6 +272,12 @@ class _Reader:
             shape = struct.unpack_from(f"<{n_dims}Q", self.buf, self.pos)
             ggml_type, offset = struct.unpack_from("<IQ", self.buf, self.pos + 8 * n_dims)
             self.pos += 8 * n_dims + 12
+            elements = 1
+            for dim in shape:  # llama.cpp reads them as signed 64-bit: -1 is 2^64 - 1 here
+                elements *= dim
+                if dim >= 2**63 or elements >= 2**63:
+                    raise self.damaged(f"{what} ({name}) has the shape {list(shape)}, more values than a 64-bit "
+                                       "count holds")
             tensors.append(TensorInfo(name, tuple(shape), ggml_type, offset))
 
     def check_tensor_data(self, header: GGUFHeader, alignment: int) -> None:
@@ -279,6 +285,10 @@ class _Reader:
         import gguf  # constants only (imported here: it costs ~0.15 s the first time)
 
         for index, tensor in enumerate(header.tensors):
+            if header.data_offset + tensor.offset > self.size:
+                raise BadModelFile(f"{self.name} is truncated or damaged: the data of tensor {tensor.name} starts "
+                                   f"at byte {header.data_offset + tensor.offset:,}, past the end of the file "
+                                   f"({self.size:,} bytes).")
             if tensor.offset % alignment:
                 raise self.damaged(f"the data of tensor {tensor.name} is not aligned to {alignment} bytes")
             nbytes = None

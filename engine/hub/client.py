@@ -88,7 +88,22 @@ def hub_errors(endpoint: str, repo_id: str | None = None, filename: str | None =
         raise InvalidInput(f"{repo_id!r} is not a valid model name: {exc}", "Use the form owner/name.") from exc
     except hf.HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
-        raise HubError(f"The Hub at {endpoint} answered with an error (HTTP {status}).",
-                       "The Hub may be busy; try again in a moment.") from exc
+        raise _status_error(status, endpoint, repo_id, filename) from exc
     except (httpx2.TransportError, ConnectionError, TimeoutError) as exc:
         raise unreachable(endpoint, exc) from exc
+
+
+def _status_error(status, endpoint: str, repo_id: str | None, filename: str | None) -> EmberError:
+    """An HTTP status huggingface_hub did not name (no X-Error-Code), in words that say what to do."""
+    what = f"{repo_id}/{filename}" if repo_id and filename else repo_id or endpoint
+    if status in (401, 403):
+        return HubError(f"The Hub refused access to {what} (HTTP {status}).",
+                        "The model may be private or gated: log in (hf auth login) with an account that may use it.")
+    if status == 404:
+        return NotFound(f"{repo_id} has no file {filename!r}." if repo_id and filename else f"{what} was not found "
+                        "on the Hub.", f"List its files with: ember download {repo_id}" if repo_id else None)
+    if status == 429:
+        return HubError(f"The Hub says too many requests (HTTP 429) for {what}.",
+                        "Wait a few minutes, then try again (a logged-in user gets more).")
+    return HubError(f"The Hub at {endpoint} answered with an error (HTTP {status}).",
+                    "The Hub may be busy; try again in a moment.")

@@ -185,7 +185,9 @@ class _Download:
         if isinstance(exc, httpx2.ConnectError):
             return unreachable(self.endpoint, exc)
         cls = NetworkError if isinstance(exc, httpx2.TransportError) else DownloadFailed
-        return cls(f"The download of {self.name} stopped: {reason}, {self.options.attempts} times in a row.")
+        hint = ("The Hub says too many requests: wait a few minutes, then try again (a logged-in user gets more)."
+                if "HTTP 429" in reason else None)
+        return cls(f"The download of {self.name} stopped: {reason}, {self.options.attempts} times in a row.", hint)
 
     def _paused(self) -> Generator[Progress, None, None]:
         if self.sidecar.exists():

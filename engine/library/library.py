@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.config import load_settings, update_settings
 from engine.errors import BadModelFile, InvalidInput
 from engine.gguf.inspect import ModelInfo, inspect_gguf
-from engine.gguf.splits import SPLIT_NAME, split_parts
+from engine.gguf.splits import SPLIT_NAME, require_every_part, split_parts
 from engine.hub.sidecar import PartRecord, part_path, sidecar_path
 from engine.jobs import CancelToken, Progress
 from engine.library.hashing import sha256_file
@@ -136,6 +136,7 @@ class Library:
         """Add a GGUF the user already has (by Open… or drag and drop); it stays where it is."""
         path = Path(path).expanduser().resolve()
         inspect_gguf(path)  # refuse a file that is not a model, with the reason
+        require_every_part(path)  # and a split model with a part missing
         return self._entry(path, "added", None)
 
     def remove(self, entry: LibraryEntry, delete_file: bool) -> None:

@@ -31,23 +31,9 @@ from engine.rag.files import display_name
 from engine.rag.loaders import load_document  # the readers load before "ready": a file's time is its own
 from engine.rag.page_render import render_page
 from engine.rag.rendered_page import DEFAULT_SCALE
-from engine.runtime.child_protocol import emit
+from engine.runtime.child_protocol import emit, read_requests
 
 TEST_HOOKS_ENV = "EMBER_PARSE_TEST_HOOKS"  # "1": file names with the words below crash, hang or fill the memory
-
-
-def read_requests(requests: queue.Queue) -> None:
-    """Put each stdin line on `requests`; exit the process as soon as stdin closes (the parent went)."""
-    buffer = b""
-    try:
-        while chunk := os.read(sys.stdin.fileno(), 65536):
-            *lines, buffer = (buffer + chunk).split(b"\n")
-            for line in lines:
-                if line.strip():
-                    requests.put(line)
-    except OSError:
-        pass
-    os._exit(0)
 
 
 def handle(request: dict, hooks: bool = False) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 import llama_cpp
 
 from engine.gguf.adapter import inspect_adapter
+from engine.gguf.inspect import inspect_gguf
 
 KEEP_LOADED = 4
 
@@ -53,13 +54,10 @@ class AdapterSlot:
         if path in self._loaded:
             self._loaded.move_to_end(path)
             return self._loaded[path]
-        try:
-            info = inspect_adapter(path)
+        try:  # the architecture and every tensor's width checked against the model, before llama.cpp
+            inspect_adapter(path, inspect_gguf(self.llama.model_path))
         except Exception as exc:  # a typed BadModelFile or an OSError: said as it is
             raise AdapterError(str(exc)) from exc
-        arch = self.llama.metadata.get("general.architecture")
-        if arch and info.architecture != arch:
-            raise AdapterError(f"The adapter {Path(path).name} is for {info.architecture} models, not {arch}.")
         adapter = llama_cpp.llama_adapter_lora_init(self.llama._model.model, path.encode("utf-8"))
         if not adapter:
             raise AdapterError(f"llama.cpp could not load the adapter {Path(path).name} (its tensors do not fit "

@@ -44,3 +44,20 @@ def exit_when_parent_goes(code: int = 0) -> threading.Thread:
     thread = threading.Thread(target=watch, name="exit-when-parent-goes", daemon=True)
     thread.start()
     return thread
+
+
+def read_requests(requests) -> None:
+    """Put each stdin line (bytes) on the queue `requests`; exit as soon as stdin closes (the parent went).
+
+    For a child that answers requests (the document reader, the template child); run it in a thread.
+    """
+    buffer = b""
+    try:
+        while chunk := os.read(sys.stdin.fileno(), 65536):
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                if line.strip():
+                    requests.put(line)
+    except OSError:
+        pass
+    os._exit(0)

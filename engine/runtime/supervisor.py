@@ -27,6 +27,7 @@ from engine.errors import (
 )
 from engine.gguf.adapter import inspect_adapter
 from engine.gguf.inspect import inspect_gguf
+from engine.gguf.splits import require_every_part
 from engine.jobs import CancelToken, Progress
 from engine.runtime.child import ChildProcess, Death, last_meaningful_line
 from engine.runtime.client import HostClient
@@ -154,6 +155,7 @@ class RuntimeHost:
         cancel = cancel or CancelToken()
         path = Path(self.settings.model_path)
         self.model_info = inspect_gguf(path)
+        require_every_part(path)
         if self.settings.lora_path:
             inspect_adapter(self.settings.lora_path, self.model_info)
         yield Progress(0, None, "s", f"Loading {path.name}…")

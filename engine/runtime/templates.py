@@ -1,10 +1,8 @@
 """Chat templates, inside the runtime host only: Hugging Face's Jinja rules, sandboxed, time-limited, with a fallback.
 
 A GGUF template is rendered the way `transformers`' `apply_chat_template` renders it, so the prompt is
-token for token the one the model was trained on: an immutable Jinja sandbox with trim_blocks and
-lstrip_blocks, the loop controls, `raise_exception`, `strftime_now`, a `tojson` that does not escape
-HTML, a `{% generation %}` block that renders its body, and the variables HF passes (messages, tools,
-documents, add_generation_prompt and the special tokens). The rendered text is the whole prompt: it is
+token for token the one the model was trained on: HF's Jinja rules (template_env.py) and the
+variables HF passes (messages, tools, documents, add_generation_prompt and the special tokens). The rendered text is the whole prompt: it is
 tokenized with special tokens and without an added BOS, as HF tokenizes it (add_special_tokens=False).
 
 A template that refuses a role is not broken. The start-up probe renders samples from the most to the
@@ -15,9 +13,12 @@ format.
 
 llama-cpp-python compiles every GGUF template in `Llama.__init__` and a syntax error fails the whole
 load. The host swaps in `LenientFormatter`, which records the error instead, so the model still
-loads and Ember falls back to a built-in format. Every render runs under a 2-second deadline: a
-template that loops for ever ends this process (exit code TEMPLATE_TIMEOUT_EXIT) and the supervisor
-restarts the host with the built-in format. The app process never renders a GGUF template.
+loads and Ember falls back to a built-in format. A GGUF template is compiled and rendered in the
+template child (template_process.py): a memory limit, its text counted, a 2-second deadline enforced
+by killing that process, so a template that loops for ever or asks for a billion characters fails
+one render (at start-up: the built-in format is used) and the host stays up. The built-in formats
+(llama-cpp-python's own code) render in the host under `run_with_deadline`, which ends the host
+(exit code TEMPLATE_TIMEOUT_EXIT) should one ever hang. The app process never renders a GGUF template.
 """
 
 from __future__ import annotations
@@ -28,15 +29,12 @@ import os
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 
 import jinja2
-import jinja2.ext
-import jinja2.utils
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from llama_cpp import llama_chat_format
 
 from engine.runtime.protocol import RENDER_DEADLINE_S, TEMPLATE_TIMEOUT_EXIT
+from engine.runtime.template_process import TemplateStopped, shared_template_process
 
 # Special tokens that tell which built-in format a model was trained with.
 _FORMAT_MARKERS = [
@@ -74,7 +72,7 @@ def _deadline_passed() -> None:
 
 
 def run_with_deadline(fn, *args, **kwargs):
-    """Run a template render; if it takes longer than the deadline, end the process (see module doc)."""
+    """Run a built-in format; if it takes longer than the deadline, end the process (see module doc)."""
     timer = threading.Timer(RENDER_DEADLINE_S, _deadline_passed)
     timer.daemon = True
     timer.start()
@@ -82,69 +80,6 @@ def run_with_deadline(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     finally:
         timer.cancel()
-
-
-def _raise_exception(message: str):
-    """`raise_exception(...)` in a template: the template refuses these messages (HF raises TemplateError too)."""
-    raise jinja2.TemplateError(message)
-
-
-def _strftime_now(format: str) -> str:
-    return datetime.now().strftime(format)
-
-
-def _tojson(value, ensure_ascii: bool = False, indent=None, separators=None, sort_keys: bool = False) -> str:
-    """Jinja's own tojson escapes <, >, & and ' for HTML; a prompt needs the plain JSON HF's filter writes."""
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-
-class _GenerationBlock(jinja2.ext.Extension):
-    """`{% generation %}...{% endgeneration %}` marks the assistant's tokens for training; a prompt renders its body."""
-
-    tags = {"generation"}
-
-    def parse(self, parser):
-        next(parser.stream)
-        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
-
-
-class _SafeNamespace(jinja2.utils.Namespace):
-    """`namespace()` that refuses attribute names starting with "_" (no way towards CPython internals), as HF's."""
-
-    def __init__(*args, **kwargs):  # no named self, as in Jinja's Namespace: namespace(self=...) must work
-        self, attrs = args[0], dict(*args[1:], **kwargs)
-        for name in attrs:
-            _SafeNamespace._check(name)
-        jinja2.utils.Namespace.__init__(self, attrs)
-
-    def __setitem__(self, name, value):
-        _SafeNamespace._check(name)
-        jinja2.utils.Namespace.__setitem__(self, name, value)
-
-    @staticmethod
-    def _check(name) -> None:
-        if isinstance(name, str) and name.startswith("_"):
-            raise SecurityError(f"a template may not set the namespace attribute {name!r}")
-
-
-class _DictMaker:
-    """`dict(...)` and `dict.fromkeys(...)` in a template, without handing it the `dict` type itself."""
-
-    def __call__(self, *args, **kwargs) -> dict:
-        return dict(*args, **kwargs)
-
-    def fromkeys(self, *args) -> dict:
-        return dict.fromkeys(*args)
-
-
-def _environment() -> ImmutableSandboxedEnvironment:
-    """A Jinja environment with the rules of Hugging Face's `apply_chat_template` (see module doc)."""
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
-    env.filters["tojson"] = _tojson
-    env.globals.update(raise_exception=_raise_exception, strftime_now=_strftime_now, dict=_DictMaker(),
-                       namespace=_SafeNamespace)
-    return env
 
 
 def fold_system_into_first_user(messages: list[dict]) -> list[dict]:
@@ -177,19 +112,16 @@ class ChatTemplate:
         self.special_tokens = special_tokens  # bos_token, eos_token... as HF passes its special_tokens_map
         self.error: str | None = None
         self.system_supported: bool | None = None  # None until probe() has run
-        self._compiled = None
-        try:
-            self._compiled = _environment().from_string(source)
-        except jinja2.TemplateError as exc:
-            self.error = f"the chat template does not compile: {exc}"
+        self._process = shared_template_process()
+        self.error = self._process.compile(source)  # "does not compile: ...", or a limit it went past
 
     def render(self, messages: list[dict], **variables) -> str:
-        """The template's text for exactly these messages (raises what the template raises)."""
-        if self._compiled is None:
+        """The template's text for exactly these messages (raises what the template raises), in the template child."""
+        if self.error is not None:
             raise jinja2.TemplateError(self.error)
         context = {"tools": None, "documents": None, "add_generation_prompt": True, **self.special_tokens,
                    **variables, "messages": [dict(m) for m in messages]}
-        return run_with_deadline(self._compiled.render, **context)
+        return self._process.render(self.source, context)
 
     def probe(self) -> str | None:
         """Render the samples, most demanding first, and note whether a system message is accepted.
@@ -207,6 +139,8 @@ class ChatTemplate:
                 continue
             self.system_supported = with_system and _SYSTEM["content"] in text
             return None
+        if isinstance(first_error, TemplateStopped):  # its words already say what happened
+            return str(first_error)
         return f"the chat template failed: {first_error}"
 
     def folds_system(self, messages: list[dict]) -> bool:

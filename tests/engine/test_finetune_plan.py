@@ -64,9 +64,10 @@ def test_qlora_is_configured_as_nf4_with_a_paged_8bit_optimizer():
 
 
 def test_mps_and_cpu_load_in_their_dtype_with_adamw():
-    assert load_kwargs(choose_backend(DeviceInfo("mps", bf16=False))) == {"dtype": torch.float16}
+    assert load_kwargs(choose_backend(DeviceInfo("mps", bf16=False))) == {"use_safetensors": True,
+                                                                          "dtype": torch.float16}
     cpu = choose_backend(DeviceInfo("cpu"))
-    assert load_kwargs(cpu) == {"dtype": torch.float32}
+    assert load_kwargs(cpu) == {"use_safetensors": True, "dtype": torch.float32}
     optimizer = make_optimizer(cpu, [torch.nn.Parameter(torch.zeros(2))], 1e-4, 0.0)
     assert isinstance(optimizer, torch.optim.AdamW)
     assert autocast(cpu).__class__.__name__ == "nullcontext"

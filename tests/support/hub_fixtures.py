@@ -22,6 +22,9 @@ SPLIT_REPO = "acme/tiny-split-GGUF"
 SPLIT_PARTS = [f"tiny-Q8_0-{i:05d}-of-00003.gguf" for i in (1, 2, 3)]
 EVIL_REPO = "evil/escape-GGUF"
 GATED_REPO = "gated/Secret-GGUF"
+# File names a hostile repository may list: each would write outside the models folder if taken as it is.
+EVIL_PATHS = ["../../evil.gguf", "/abs.gguf", "ok/../../../x.gguf", "~/x.gguf", "a\\..\\..\\x.gguf", "C:/x.gguf",
+              "C:\\x.gguf", "\\\\host\\share\\x.gguf", "..\\..\\x.gguf", "ok/./../../x.gguf", "nul\x00.gguf"]
 SMOL_CARD = "# SmolLM2 135M Instruct\n\nA **tiny** model, quantized to GGUF.\n"
 
 
@@ -65,8 +68,8 @@ def populate(hub: StandInHub, smollm2_path) -> StandInHub:
         license="llama3.1", tags=["transformers", "safetensors", "text-generation", "license:llama3.1"])
     hub.add_repo(SPLIT_REPO, {name: split_part_bytes(i) for i, name in enumerate(SPLIT_PARTS, 1)},
                  card="# tiny split\n", downloads=3, likes=0, tags=["gguf"])
-    hub.add_repo(EVIL_REPO, {"../../evil.gguf": b"evil", "/abs.gguf": b"evil", "ok/../../../x.gguf": b"evil",
-                             "fine.Q4_0.gguf": b"fine"}, downloads=1, tags=["gguf"])
+    hub.add_repo(EVIL_REPO, {**{path: b"evil" for path in EVIL_PATHS}, "fine.Q4_0.gguf": b"fine"}, downloads=1,
+                 tags=["gguf"])
     hub.add_repo(GATED_REPO, {"secret.Q4_0.gguf": b"secret"}, downloads=2, tags=["gguf"], gated=True)
     return hub
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import time
 from urllib.parse import urlencode
 
@@ -194,7 +195,7 @@ class Routes:
         if not head:
             self.hub.record(ranges=header)
         start, end, status = 0, size, 200
-        if header:
+        if header and not self.hub.faults.ignore_range:
             match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
             if match and match[1]:
                 start, end = int(match[1]), min(size, int(match[2]) + 1 if match[2] else size)
@@ -207,9 +208,14 @@ class Routes:
                 self.end_headers()
                 return
             status = 206
+        extra_bytes = self.hub.faults.extra_bytes
+        length = end - start + extra_bytes
+        if self.hub.faults.length_delta and not head and self.hub.take("length"):
+            length += self.hub.faults.length_delta
+            self.close_connection = True  # the body and its length disagree: the connection cannot be reused
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(end - start))
+        self.send_header("Content-Length", str(length))
         self.send_header("ETag", etag)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
@@ -220,8 +226,14 @@ class Routes:
             return
         try:
             self._send_body(f, start, end)
+            if extra_bytes:
+                self.wfile.write(b"\xee" * extra_bytes)
         except _Dropped:
             self.close_connection = True
+            if self.hub.faults.reset:  # SO_LINGER 0: closing sends RST, the client reads "connection reset"
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                return
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:

@@ -130,6 +130,11 @@ class Faults:
     status_times: int | None = None
     api_status: int | None = None  # answer /api/ requests with this status
     rate: float | None = None  # bytes per second for file bodies
+    reset: bool = False  # a drop is a TCP reset (RST), not a clean close
+    ignore_range: bool = False  # answer a Range request with 200 and the whole file
+    length_delta: int = 0  # Content-Length says this many bytes more (or fewer) than the body has
+    length_times: int | None = 1
+    extra_bytes: int = 0  # send this many bytes past the end of the file (the Content-Length counts them)
 
 
 @dataclass

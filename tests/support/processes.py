@@ -7,6 +7,14 @@ import os
 session_children: set[int] = set()
 
 
+def kept_children() -> set[int]:
+    """Children that live as long as the test process: session hosts and the one template child."""
+    from engine.runtime import template_process
+
+    shared = template_process._shared
+    return session_children | ({shared.pid} if shared is not None and shared.pid else set())
+
+
 def pid_alive(pid: int) -> bool:
     """True while a process with this PID runs (a zombie, dead but not yet reaped, counts as gone)."""
     if not os.path.isdir("/proc"):  # macOS: ask the kernel (a zombie still answers)

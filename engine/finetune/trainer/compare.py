@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM
 
 from engine.finetune.trainer.data import render
 from engine.finetune.trainer.model import dense_base, load_tokenizer
+from engine.finetune.weights_files import require_safetensors
 from engine.runtime.adapters import AdapterSlot
 
 MAX_TOKENS = 160
@@ -40,8 +41,9 @@ def run_request(request_path: Path, emit) -> None:
     if not sequences:
         raise ValueError("the comparison needs at least one sequence of two tokens or more")
     emit({"type": "stage", "message": "Computing the logits in PyTorch…"})
-    model = AutoModelForCausalLM.from_pretrained(str(dense), dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(dense), dtype=torch.float32, use_safetensors=True).eval()
     torch_base = _torch_logits(model, sequences)
+    require_safetensors(Path(request["peft"]))  # peft would fall back to a pickled adapter_model.bin
     model = PeftModel.from_pretrained(model, request["peft"]).eval()
     torch_adapter = _torch_logits(model, sequences)
     emit({"type": "stage", "message": "Computing the logits in llama.cpp…"})

@@ -22,6 +22,7 @@ from engine.finetune.errors import ArchitectureNotTrainable
 from engine.finetune.plan import BackendConfig
 from engine.finetune.settings import FORBIDDEN_TARGETS, TrainSettings
 from engine.finetune.trainer.setup import load_kwargs
+from engine.finetune.weights_files import require_safetensors
 from engine.gguf.reader import read_header
 
 READY = "ember-dense.json"  # written last: a folder without it is a conversion that did not finish
@@ -137,4 +138,5 @@ def add_lora(model, settings: TrainSettings):
 def load_with_adapter(dense: Path, peft_folder: Path, backend: BackendConfig):
     """The base with a trained adapter (for the self-test's comparison and probe answers)."""
     base = AutoModelForCausalLM.from_pretrained(str(dense), **load_kwargs(backend))
+    require_safetensors(peft_folder)  # peft would fall back to a pickled adapter_model.bin
     return PeftModel.from_pretrained(base, str(peft_folder)).eval()

@@ -152,8 +152,10 @@ class TrainingRun:
                     "rng": _rng_state()}, folder / "trainer.pt")
 
     def restore(self, folder: Path) -> None:
-        set_peft_model_state_dict(self.model, torch.load(folder / "adapter.pt", map_location=self.torch_device))
-        state = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain values, never code (the optimizer, scheduler and RNG states are that)
+        adapter = torch.load(folder / "adapter.pt", map_location=self.torch_device, weights_only=True)
+        set_peft_model_state_dict(self.model, adapter)
+        state = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler and state.get("scaler"):

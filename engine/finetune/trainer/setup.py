@@ -16,8 +16,12 @@ from engine.finetune.trainer.device import torch_dtype
 
 
 def load_kwargs(backend: BackendConfig) -> dict:
-    """Keyword arguments of `from_pretrained` for the frozen base on this backend."""
+    """Keyword arguments of `from_pretrained` for the frozen base on this backend (safetensors only, never a pickle)."""
     dtype = torch_dtype(backend.compute_dtype)
+    return {"use_safetensors": True, **_placement(backend, dtype)}
+
+
+def _placement(backend: BackendConfig, dtype) -> dict:
     if backend.quantized:
         from transformers import BitsAndBytesConfig
 
