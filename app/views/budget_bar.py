@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtGui import QPainter, QPalette
 from PySide6.QtWidgets import QWidget
 
+from app.views.colors import graphic_color
 from engine.chat.budget import ContextBudget
 
-COLORS = {"system": QColor("#8e5cc7"), "documents": QColor("#2f9e6e"), "history": QColor("#3b82c4"),
-          "reserve": QColor("#8a939c"),
-          "over": QColor("#d0433a")}
+COLORS = {part: graphic_color(part) for part in ("system", "documents", "history", "reserve", "over")}
 
 
 def describe_budget(budget: ContextBudget | None) -> str:

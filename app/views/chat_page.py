@@ -17,6 +17,7 @@ from app.controllers.reply_controller import ReplyController
 from app.controllers.runtime_controller import RuntimeController
 from app.controllers.source_controller import SourceController
 from app.models.message_model import MessageModel
+from app.views.announcer import Announcer, reply_announcement
 from app.views.citation_popup import CitationPopup
 from app.views.composer import Composer
 from app.views.conversation_view import ConversationView, MessageActions
@@ -66,6 +67,8 @@ class ChatPage(QWidget):
         center_layout.setSpacing(2)
         self.model_bar = ModelBar(self.library.model, self.runtime.remote_models)
         self.message_model = MessageModel(self)
+        self.announcer = Announcer(self)
+        self._reply_id: int | None = None  # the reply streaming now, announced when it ends
         self.view = ConversationView(self.message_model)
         self.empty_label = named(QLabel(), "emptyChatLabel", "Hint")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -158,7 +161,8 @@ class ChatPage(QWidget):
         self.composer.stop_requested.connect(r.stop)
         self.composer.draft_changed.connect(r.request_budget)
         r.generating_changed.connect(self._on_generating)
-        r.turn_started.connect(lambda _id: (self.composer.sent(), self.view.follow_bottom()))
+        r.turn_started.connect(self._on_turn_started)
+        r.reply_finished.connect(self._announce_reply)
         r.text_arrived.connect(self.message_model.append_text)
         r.budget_changed.connect(self.composer.show_budget)
         r.overflow.connect(self._ask_overflow)
@@ -277,6 +281,18 @@ class ChatPage(QWidget):
         self.empty_label.setText("Type a message below to start." if has_session
                                  else "No chat yet. Press “New chat” (Ctrl+N) or just type a message below.")
         self.update_actions()
+
+    def _on_turn_started(self, reply_id: int) -> None:
+        self._reply_id = reply_id
+        self.composer.sent()
+        self.view.follow_bottom()
+
+    def _announce_reply(self, stats) -> None:
+        """Screen readers hear a reply once it has finished, not each frame of its streaming."""
+        row = self.message_model.row_of(self._reply_id)
+        item = self.message_model.item_at(row) if row >= 0 else None
+        text = item.message.content if item is not None else ""
+        self.announcer.announce(self.view, reply_announcement(text, stats.stop_reason, stats.error))
 
     def _on_generating(self, generating: bool) -> None:
         self.composer.set_generating(generating)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.views.colors import text_css
 from app.views.widgets import named
 from engine.store.documents_repo import Document, StoredChunk
 
@@ -92,5 +93,6 @@ class ChunkPreview(QWidget):
         chunk = self.chunks[row]
         repeated = overlap_length(self.chunks[row - 1].text, chunk.text) if row > 0 else 0
         head, rest = chunk.text[:repeated], chunk.text[repeated:]
-        body = (f"<span style='color: gray'>{html.escape(head)}</span>" if head else "") + html.escape(rest)
+        muted = text_css("muted")
+        body = (f"<span style='color: {muted}'>{html.escape(head)}</span>" if head else "") + html.escape(rest)
         self.text.setHtml(f"<div style='white-space: pre-wrap'>{body}</div>")

@@ -41,6 +41,7 @@ from app.controllers.window_controllers import WindowControllers
 from app.models.rows_table_model import Column, RowsTableModel
 from app.views.chunk_preview import ChunkPreview
 from app.views.collection_dialog import CollectionDialog
+from app.views.colors import text_css
 from app.views.message_bar import MessageBar
 from app.views.retrieval_bench import RetrievalBenchPanel
 from app.views.tables import set_rows_keeping_selection, table_view
@@ -49,7 +50,7 @@ from engine.jobs import Progress
 from engine.progress_text import human_duration
 from engine.rag.embedding_models import RECOMMENDED
 
-STATUS_COLORS = {"failed": "#c0392b", "changed": "#b7791f", "pending": "#6b7280", "indexing…": "#2b6cb0"}
+STATUS_MEANINGS = {"failed": "error", "changed": "warning", "pending": "muted", "indexing…": "info"}
 
 
 def folder_in_source(row: DocumentRow, sources: list[str]) -> str:
@@ -68,12 +69,12 @@ def document_columns(sources: list[str]) -> list[Column]:
     return [
         Column("File", lambda r: Path(r.document.path).name, tooltip=lambda r: r.document.path),
         Column("Status", lambda r: r.status, tooltip=lambda r: r.document.error or r.status,
-               color=lambda r: STATUS_COLORS.get(r.status)),
+               color=lambda r: text_css(STATUS_MEANINGS[r.status]) if r.status in STATUS_MEANINGS else None),
         Column("Pages", lambda r: str(r.document.pages) if r.document.pages else "", True),
         Column("Chunks", lambda r: str(r.chunks) if r.chunks else "", True),
         Column("Details", lambda r: r.document.error or folder_in_source(r, sources),
                tooltip=lambda r: r.document.error or r.document.path,
-               color=lambda r: STATUS_COLORS["failed"] if r.document.error else None),
+               color=lambda r: text_css("error") if r.document.error else None),
     ]
 
 

@@ -7,7 +7,6 @@ holds the reference's content words, red when it does not, plain for a probe que
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.views.colors import text_color
 from app.views.widgets import named
 from engine.finetune.evaluate import COLUMNS, RIGHT_SHARE
 
-RIGHT, WRONG = QColor("#2e8b57"), QColor("#c0392b")
 KIND_WORDS = {"held-out": "held-out", "probe": "probe", "general": "general knowledge"}
 
 
@@ -95,11 +94,11 @@ class EvaluationView(QWidget):
             for offset, column in enumerate(result.columns):
                 if column in result.not_run:
                     cell = _item(f"not run: {result.not_run[column]}")
-                    cell.setForeground(QColor("#888888"))
+                    cell.setForeground(text_color("muted"))
                 else:
                     cell = _item(row.answers.get(column, ""))
                     if column in row.right:
-                        cell.setForeground(RIGHT if row.right[column] else WRONG)
+                        cell.setForeground(text_color("success" if row.right[column] else "error"))
                         cell.setToolTip(("right" if row.right[column] else "wrong") + f": {cell.text()}")
                 self.table.setItem(index, 2 + offset, cell)
         self.table.resizeRowsToContents()

@@ -10,8 +10,10 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-TRAIN_COLOR = QColor("#3b82c4")
-EVAL_COLOR = QColor("#d9822b")
+from app.views.colors import graphic_color
+
+TRAIN_COLOR = graphic_color("train")
+EVAL_COLOR = graphic_color("eval")
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 48, 12, 22, 24
 
 

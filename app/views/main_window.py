@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -32,6 +32,7 @@ from app.controllers.window_controllers import build_controllers
 from app.services import Services
 from app.views.chat_page import ChatPage
 from app.views.conversation_view import MessageActions
+from app.views.icons import themed_icon
 from app.views.message_bar import MessageBar
 from app.views.shortcuts_dialog import ShortcutsDialog
 from app.views.welcome_panel import WelcomePanel
@@ -53,6 +54,8 @@ class PageSpec:
 
 
 PAGES = ["Chat", "Models", "Documents", "Fine-tune", "Server", "Settings"]
+PAGE_ICONS = {"Chat": "chat", "Models": "models", "Documents": "documents", "Fine-tune": "finetune",
+              "Server": "server", "Settings": "settings"}
 LATER_PAGES = [PageSpec("Models", "app.views.models_page"), PageSpec("Documents", "app.views.documents_page"),
                PageSpec("Fine-tune", "app.views.finetune_page"), PageSpec("Server", "app.views.server_page"),
                PageSpec("Settings", "app.views.settings_page")]
@@ -125,7 +128,8 @@ class MainWindow(QMainWindow):
 
         self.nav = named(QListWidget(), "navigation", "Pages")
         self.nav.addItems(PAGES)
-        self.nav.setFixedWidth(120)
+        self._paint_nav_icons()
+        self.nav.setFixedWidth(132)
         self.nav.setStyleSheet(
             "QListWidget#navigation { border: none; background: transparent; }"
             "QListWidget#navigation::item { padding: 7px 10px; border-radius: 4px; }"
@@ -291,6 +295,17 @@ class MainWindow(QMainWindow):
         message_keys = [(keys, what) for _name, _text, _object, what, keys in MessageActions.ACTIONS if keys]
         dialog = ShortcutsDialog(window_keys, message_keys, self)
         dialog.show()
+
+    def _paint_nav_icons(self) -> None:
+        """Each page's icon in the palette's text colour (again when the theme changes)."""
+        color = self.palette().color(QPalette.ColorRole.WindowText)
+        for row, name in enumerate(PAGES):
+            self.nav.item(row).setIcon(themed_icon(PAGE_ICONS[name], color))
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._paint_nav_icons()
+        super().changeEvent(event)
 
     def show_page(self, row: int) -> None:
         self.nav.setCurrentRow(row)

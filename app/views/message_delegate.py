@@ -10,14 +10,23 @@ from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QS
 
 from app.models.message_model import DisplayMessage, MessageRole
 from app.views import message_layout as ml
-
-ERROR_COLOR = QColor("#d0433a")
-WARN_COLOR = QColor("#c77c02")
+from app.views.colors import text_color
 
 
 def _mix(a: QColor, b: QColor, t: float) -> QColor:
     return QColor(int(a.red() + (b.red() - a.red()) * t), int(a.green() + (b.green() - a.green()) * t),
                   int(a.blue() + (b.blue() - a.blue()) * t))
+
+
+def bubble_colors(palette: QPalette, role: str) -> tuple[QColor, QColor]:
+    """A message's bubble fill and its muted text (the header and footer), from the palette: the user's
+    bubble tinted with the selection colour, a reply's barely off the background. The contrast test
+    checks the text on them in both themes."""
+    text = palette.color(QPalette.ColorRole.Text)
+    base = palette.color(QPalette.ColorRole.Base)
+    accent = palette.color(QPalette.ColorRole.Highlight)
+    fill = _mix(base, accent, 0.10) if role == "user" else _mix(base, text, 0.04)
+    return fill, _mix(text, base, 0.35)
 
 
 class MessageDelegate(QStyledItemDelegate):
@@ -72,10 +81,9 @@ class MessageDelegate(QStyledItemDelegate):
         text = pal.color(QPalette.ColorRole.Text)
         base = pal.color(QPalette.ColorRole.Base)
         accent = pal.color(QPalette.ColorRole.Highlight)
-        muted = _mix(text, base, 0.45)
+        fill, muted = bubble_colors(pal, item.role)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        fill = _mix(base, accent, 0.10) if item.role == "user" else _mix(base, text, 0.04)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         painter.setPen(accent if selected else _mix(base, text, 0.12))
         painter.setBrush(fill)
@@ -114,7 +122,7 @@ class MessageDelegate(QStyledItemDelegate):
         footer = ml.footer_text(item)
         if footer:
             status = item.message.status
-            painter.setPen(ERROR_COLOR if status in ("error", "interrupted") else WARN_COLOR
+            painter.setPen(text_color("error") if status in ("error", "interrupted") else text_color("warning")
                            if status in ("cancelled", "streaming") else muted)
             width = (g.prev_chip.left() - g.footer.left() - 8) if g.prev_chip else g.footer.width()
             painter.drawText(QRectF(g.footer.left(), g.footer.top(), width, g.footer.height()),

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from app.controllers.server_controller import ServerController
 from app.controllers.window_controllers import WindowControllers
 from app.models.rows_table_model import Column, RowsTableModel
+from app.views.colors import text_css
 from app.views.tables import table_view
 from app.views.widgets import named
 
@@ -44,7 +45,7 @@ RECORD_COLUMNS = [
     Column("Seconds", lambda r: f"{r.seconds:.2f}" + (f" ({r.waited_s:.1f} queued)" if r.waited_s >= 0.05 else ""),
            align_right=True),
     Column("Status", lambda r: str(r.status), tooltip=lambda r: r.error or "",
-           color=lambda r: "#c0392b" if r.status >= 400 else None),
+           color=lambda r: text_css("error") if r.status >= 400 else None),
 ]
 
 
@@ -77,7 +78,7 @@ class ServerPage(QWidget):
                              "Other computers may connect")
         self.network_warning = named(QLabel(NETWORK_WARNING), "serverNetworkWarning", "Warning about the network")
         self.network_warning.setWordWrap(True)
-        self.network_warning.setStyleSheet("color: #b9770e;")
+        self.network_warning.setStyleSheet(f"color: {text_css('warning')};")
         self.key = named(QLineEdit(), "serverKeyEdit", "API key")
         self.key.setReadOnly(True)
         self.key.setEchoMode(QLineEdit.EchoMode.Password)

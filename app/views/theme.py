@@ -10,6 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
+from app.views.colors import contrast_ratio, is_dark
+
 THEME_ENV = "EMBER_THEME"
 
 
@@ -30,11 +32,21 @@ def dark_palette() -> QPalette:
     return p
 
 
-def is_dark(palette: QPalette) -> bool:
-    return palette.color(QPalette.ColorRole.Window).lightness() < 128
-
-
 _follow = {}  # the app's platform palette and its chosen theme, kept for apply_choice
+
+
+READABLE_HIGHLIGHT = "#2a6fb0"  # white on it: 5.3:1
+
+
+def light_palette(base: QPalette) -> QPalette:
+    """A light palette as given, except a selection colour too pale for white text (Fusion's own
+    #308cc6 gives 3.7:1, under WCAG AA's 4.5:1) is replaced by a darker blue."""
+    palette = QPalette(base)
+    roles = QPalette.ColorRole
+    if contrast_ratio(palette.color(roles.HighlightedText), palette.color(roles.Highlight)) < 4.5:
+        palette.setColor(roles.Highlight, QColor(READABLE_HIGHLIGHT))
+        palette.setColor(roles.HighlightedText, QColor("#ffffff"))
+    return palette
 
 
 def apply_theme(app: QApplication, theme: str = "system", font_size: int = 0) -> None:
@@ -52,9 +64,11 @@ def apply_theme(app: QApplication, theme: str = "system", font_size: int = 0) ->
         if wants_dark and not is_dark(platform_palette):
             app.setPalette(dark_palette())
         elif forced == "light" and is_dark(platform_palette):
-            app.setPalette(app.style().standardPalette())
-        else:
+            app.setPalette(light_palette(app.style().standardPalette()))
+        elif is_dark(platform_palette):
             app.setPalette(platform_palette)
+        else:
+            app.setPalette(light_palette(platform_palette))
 
     _follow["update"] = update
     hints.colorSchemeChanged.connect(update)

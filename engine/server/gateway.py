@@ -90,7 +90,7 @@ class RequestRecord:
     endpoint: str
     model: str | None
     status: int
-    tokens: int | None  # completion tokens (streamed: pieces sent), or prompt tokens of an embedding
+    tokens: int | None  # completion tokens (streamed too, from the usage chunk), or prompt tokens of an embedding
     seconds: float
     waited_s: float  # of which in the queue
     error: str | None = None
@@ -262,6 +262,9 @@ class _Handler(BaseHTTPRequestHandler):
     # --- passing a request on ------------------------------------------------------------------------
     def _forward(self, loaded: LoadedModel, path: str, request: dict) -> None:
         host = loaded.host
+        client_wants_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        if request.get("stream"):  # ask for the usage figures: the record counts tokens, not pieces
+            request["stream_options"] = {**(request.get("stream_options") or {}), "include_usage": True}
         upstream = http.client.HTTPConnection(host.settings.host, host.port, timeout=UPSTREAM_TIMEOUT_S)
         try:
             upstream.request("POST", path, body=json.dumps(request).encode(),
@@ -269,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
             answer = upstream.getresponse()
             content_type = answer.getheader("Content-Type", "application/json")
             if request.get("stream") and answer.status == 200:
-                self._stream(answer, content_type)
+                self._stream(answer, content_type, client_wants_usage)
             else:
                 data = answer.read()
                 self.record["tokens"] = _tokens_of(data, path)
@@ -284,26 +287,40 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
-    def _stream(self, answer: http.client.HTTPResponse, content_type: str) -> None:
-        """Server-sent events, passed on as they come (chunked), counting the pieces that carry text."""
+    def _stream(self, answer: http.client.HTTPResponse, content_type: str, client_wants_usage: bool) -> None:
+        """Server-sent events, passed on event by event (chunked). The completion-token count for the record
+        comes from the usage chunk the gateway asked the model process for; that chunk reaches the client
+        only when the client asked for it too. Without one (an older route), the pieces that carry text."""
         self.send_response(200)
         self.status_sent = 200
         self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        pieces, partial = 0, b""
+        pieces, usage_tokens, partial = 0, None, b""
         while True:
             data = answer.read1(65536)
             if not data:
                 break
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
-            *lines, partial = (partial + data).split(b"\n")
-            pieces += sum(_carries_text(line) for line in lines)
+            *events, partial = (partial + data).split(b"\n\n")
+            out = []
+            for event in events:
+                tokens = _usage_tokens(event)
+                if tokens is not None:
+                    usage_tokens = tokens
+                    if not client_wants_usage:
+                        continue
+                pieces += _carries_text(event)
+                out.append(event + b"\n\n")
+            if out:
+                body = b"".join(out)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(body), body))
+                self.wfile.flush()
+        if partial:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(partial), partial))
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
-        self.record["tokens"] = pieces
+        self.record["tokens"] = usage_tokens if usage_tokens is not None else pieces
 
     # --- replies ---------------------------------------------------------------------------------------
     def _read_json(self) -> dict | None:
@@ -369,6 +386,17 @@ def _carries_text(line: bytes) -> bool:
         if at >= 0 and line[at + len(key):at + len(key) + 1] != b'"':
             return True
     return False
+
+
+def _usage_tokens(event: bytes) -> int | None:
+    """The completion tokens of a streamed usage chunk (`"choices": []` with `usage`), else None."""
+    if b'"usage"' not in event or not event.startswith(b"data: {"):
+        return None
+    try:
+        usage = json.loads(event[len(b"data: "):]).get("usage") or {}
+    except ValueError:
+        return None
+    return usage.get("completion_tokens")
 
 
 def _tokens_of(data: bytes, path: str) -> int | None:

@@ -1,4 +1,5 @@
-"""A chat driven from the keyboard alone: new chat, type, send, stop, switch pages; no mouse event at all."""
+"""A chat driven from the keyboard alone: new chat, type, send, stop, switch pages; no mouse event at all.
+The stopped reply is announced to assistive technology once."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def test_new_chat_type_send_stop_and_switch_pages_with_the_keyboard_only(qtbot, 
         assert QApplication.focusWidget() is window.chat_page.composer.prompt
         QTest.keyClicks(QApplication.focusWidget(), "Tell me a long story about the sea.")
         text = SignalLog(window.replies.text_arrived)
+        said = SignalLog(window.chat_page.announcer.announced)
         press(Qt.Key.Key_Return)  # sends; with no model loaded, Send loads the chosen one first
         wait_until(lambda: text.calls, timeout=90, what="the reply to start")
         turns = SignalLog(window.replies.generating_changed)
@@ -55,6 +57,10 @@ def test_new_chat_type_send_stop_and_switch_pages_with_the_keyboard_only(qtbot, 
         wait_until(lambda: (False,) in turns.calls, timeout=30, what="the reply to stop")
         reply = window.services.chats.branch(window.chat.session_id)[-1]
         assert reply.role == "assistant" and reply.status == "cancelled" and reply.content.strip()
+        # a screen reader hears the reply once, when it ended, not with each of its streamed frames
+        wait_until(lambda: said.calls, timeout=10, what="the reply to be announced")
+        assert len(said.calls) == 1 and len(text.calls) >= 1
+        assert said.calls == [(f"Reply: {reply.content.strip()} (stopped)",)]
 
         for row in (1, 2, 3, 0):  # Ctrl+2, Ctrl+3, Ctrl+4, Ctrl+1
             press(getattr(Qt.Key, f"Key_{row + 1}"), ctrl)
