@@ -2,7 +2,8 @@
 
 It starts the real window the way `ember` does (app/application.run_window) but offscreen and on a
 temporary EMBER_HOME with the welcome already seen, loads the bundled starter model through the Chat
-page, sends one message, and waits for the reply. It prints each check as it passes.
+page, sends one message, and waits for the reply; then the document reader child reads a small PDF. It
+prints each check as it passes, and whether this build can fine-tune (the bundle cannot: no PyTorch).
 
 Exit codes: 0 every check passed; 1 a check failed (the reason is printed, and the temporary home with
 its logs is kept); 2 no starter model in this build, so there is nothing to chat with.
@@ -24,6 +25,27 @@ from engine.paths import EmberPaths, starter_model
 EXIT_FAILED = 1
 EXIT_NO_STARTER_MODEL = 2
 MESSAGE = "Say hello in one short sentence."
+PDF_TEXT = "Ember reads this page"
+
+
+def one_page_pdf(text: str) -> bytes:
+    """A valid one-page PDF with `text` on it (for the document reader's check; no PDF library needed)."""
+    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode("ascii")
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
 
 
 def say(line: str) -> None:
@@ -54,7 +76,31 @@ def check_model_host(window) -> None:
     say(f"ok    the model host runs as: {' '.join(argv[:3])} ...")
 
 
-def run_checks(window) -> None:
+def check_document_reader(home: Path) -> None:
+    """The document reader child (PDFium inside) starts and reads a PDF."""
+    from engine.rag.parser import DocumentParser
+
+    pdf = home / "self-test.pdf"
+    pdf.write_bytes(one_page_pdf(PDF_TEXT))
+    with DocumentParser(log_dir=home / "logs") as parser:
+        document = parser.parse(pdf)
+    if PDF_TEXT not in " ".join(document.text.split()):
+        raise AssertionError(f"the document reader read {document.text[:80]!r} from a PDF that says {PDF_TEXT!r}")
+    say(f"ok    the document reader child read a PDF ({document.pages} page)")
+
+
+def report_fine_tuning() -> None:
+    """Not a check: whether this build can fine-tune, and if not, what the Fine-tune page tells the user."""
+    from engine.finetune.availability import stack_status
+
+    status = stack_status()
+    if status.ready:
+        say("info  fine-tuning: the training stack is installed")
+    else:
+        say(f"info  fine-tuning: {status.missing_message}")
+
+
+def run_checks(window, home: Path) -> None:
     """The checks, run inside the window's event loop; raises AssertionError with the reason on failure."""
     from PySide6.QtTest import QTest
 
@@ -62,7 +108,11 @@ def run_checks(window) -> None:
 
     if not QTest.qWaitForWindowExposed(window, 20_000):
         raise AssertionError("the main window was not shown within 20 s")
-    say(f"ok    the main window opened ({window.windowTitle()!r}, offscreen)")
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.windowIcon().isNull():
+        raise AssertionError("the app icon (resources/icons/ember.svg) did not load")
+    say(f"ok    the main window opened ({window.windowTitle()!r}, offscreen, with its icon)")
     started = time.monotonic()
     load_starter_model(window, timeout=180.0)
     say(f"ok    the starter model loaded through the Chat page ({time.monotonic() - started:.1f} s)")
@@ -72,6 +122,8 @@ def run_checks(window) -> None:
     if not reply.strip():
         raise AssertionError(f"the reply to {MESSAGE!r} arrived empty")
     say(f"ok    a reply arrived ({time.monotonic() - started:.1f} s): {reply.strip()[:80]!r}")
+    check_document_reader(home)
+    report_fine_tuning()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def checks() -> None:
             try:
-                run_checks(window)
+                run_checks(window, home)
             except Exception as exc:  # any failure is the answer: print it and exit non-zero
                 failure.append(f"{type(exc).__name__}: {exc}" if not isinstance(exc, AssertionError) else str(exc))
             window.close()

@@ -48,4 +48,4 @@ echo "Built $BUNDLE in $((SECONDS - started)) s"
 echo "bundle:  $(du -sh "$BUNDLE" | cut -f1)  $BUNDLE"
 echo "tarball: $(du -sh "$TARBALL" | cut -f1)  $TARBALL"
 echo "the five largest parts:"
-du -s --block-size=1M "$BUNDLE"/_internal/* | sort -rn | head -5 | sed 's/^/  /; s/\t/ MB  /'
+du -s --block-size=1M "$BUNDLE"/_internal/* | sort -rn | awk 'NR <= 5 { printf "  %5d MB  %s\n", $1, $2 }'
