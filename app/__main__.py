@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 
-from engine.child_command import CHILD_FLAG, run_child
+from engine.child_command import CHILD_FLAG, forget_bundle_library_path, run_child
 
 SELF_TEST_FLAG = "--self-test"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    forget_bundle_library_path()
     if argv[:1] == [CHILD_FLAG]:
         return run_child(argv[1:])
     if argv[:1] == [SELF_TEST_FLAG]:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.child_command import child_command
+from engine.child_command import child_command, running_from_bundle
 from engine.config import update_settings
 from engine.paths import EmberPaths, starter_model
 
@@ -59,6 +59,16 @@ def process_command_line(pid: int | None) -> list[str] | None:
     except (OSError, TypeError):
         return None
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def check_library_path() -> None:
+    """In the bundle, programs Ember starts must not inherit a library path into the bundle."""
+    if not running_from_bundle():
+        return
+    bundle = getattr(sys, "_MEIPASS", "")
+    if bundle and bundle in os.environ.get("LD_LIBRARY_PATH", ""):
+        raise AssertionError(f"LD_LIBRARY_PATH still points into the bundle: {os.environ['LD_LIBRARY_PATH']}")
+    say("ok    programs Ember starts get the user's LD_LIBRARY_PATH, not the bundle's")
 
 
 def check_model_host(window) -> None:
@@ -113,6 +123,7 @@ def run_checks(window, home: Path) -> None:
     if QApplication.windowIcon().isNull():
         raise AssertionError("the app icon (resources/icons/ember.svg) did not load")
     say(f"ok    the main window opened ({window.windowTitle()!r}, offscreen, with its icon)")
+    check_library_path()
     started = time.monotonic()
     load_starter_model(window, timeout=180.0)
     say(f"ok    the starter model loaded through the Chat page ({time.monotonic() - started:.1f} s)")

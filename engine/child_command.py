@@ -5,10 +5,16 @@ From source a child is `python -m engine.runtime.host_main ...`. In the bundle b
 another window if given `-m`. So there a child is `ember --child engine.runtime.host_main ...`, and
 `ember` hands such a call to `run_child` before anything else (app/__main__.py). Only the modules
 named in CHILD_MODULES can be run that way.
+
+The bundle's launcher also points LD_LIBRARY_PATH at the bundle's libraries. Ember's own children get
+it again from the launcher, but any other program Ember starts (nvidia-smi, the browser that opens a
+link) would load the bundle's libraries instead of its own: `forget_bundle_library_path` gives them
+the user's original value.
 """
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 
@@ -23,6 +29,17 @@ CHILD_MODULES = (
 def running_from_bundle() -> bool:
     """True in the PyInstaller bundle (it sets sys.frozen), False when run from source."""
     return bool(getattr(sys, "frozen", False))
+
+
+def forget_bundle_library_path() -> None:
+    """In the bundle, put back the LD_LIBRARY_PATH the user had (this process's loader read it already)."""
+    if not running_from_bundle():
+        return
+    original = os.environ.pop("LD_LIBRARY_PATH_ORIG", None)
+    if original is not None:
+        os.environ["LD_LIBRARY_PATH"] = original
+    else:
+        os.environ.pop("LD_LIBRARY_PATH", None)
 
 
 def child_command(module: str, *args: str) -> list[str]:

@@ -55,6 +55,7 @@ def test_the_unpacked_bundle_passes_its_self_test(unpacked, tmp_path):
     assert f"starter model {unpacked / '_internal'}" in out  # the bundle's own copy, not the build machine's
     assert f"the model host runs as: {unpacked / 'ember'} --child engine.runtime.host_main" in out
     assert "ok    a reply arrived" in out
+    assert "ok    programs Ember starts get the user's LD_LIBRARY_PATH" in out
     assert "ok    the document reader child read a PDF" in out
     assert "cannot fine-tune" in out  # no PyTorch in the bundle, and the user is told how to get it
     assert out.rstrip().endswith("ember self-test: passed")
