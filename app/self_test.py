@@ -99,15 +99,32 @@ def check_document_reader(home: Path) -> None:
     say(f"ok    the document reader child read a PDF ({document.pages} page)")
 
 
-def report_fine_tuning() -> None:
-    """Not a check: whether this build can fine-tune, and if not, what the Fine-tune page tells the user."""
+def check_fine_tune_page(window) -> None:
+    """Without the training stack (always so in the bundle) the Fine-tune page says how to get it, and offers
+    its Install button only where pip can install into the Python Ember runs on."""
+    from PySide6.QtWidgets import QPushButton, QWidget
+
+    from app.testing.helpers import wait_until
+    from app.views.main_window import PAGES
     from engine.finetune.availability import stack_status
 
     status = stack_status()
     if status.ready:
         say("info  fine-tuning: the training stack is installed")
-    else:
-        say(f"info  fine-tuning: {status.missing_message}")
+        return
+    say(f"info  fine-tuning: {status.missing_message}")
+    window.show_page(PAGES.index("Fine-tune"))
+    wait_until(lambda: window.findChild(QPushButton, "installStackButton") is not None, timeout=30.0,
+               what="the Fine-tune page")
+    bar = window.findChild(QWidget, "trainingStackBar")
+    install = window.findChild(QPushButton, "installStackButton")
+    if bar.isHidden() or status.missing_sentence not in bar.accessibleDescription():
+        raise AssertionError(f"the Fine-tune page does not say what is missing: {bar.accessibleDescription()!r}")
+    if install.isHidden() == status.installable:
+        raise AssertionError(f"the Install button is {'hidden' if install.isHidden() else 'shown'}, "
+                             f"but Ember {'can' if status.installable else 'cannot'} install the stack here")
+    say(f"ok    the Fine-tune page says what is missing, {'with' if status.installable else 'without'} "
+        "an Install button")
 
 
 def run_checks(window, home: Path) -> None:
@@ -133,7 +150,7 @@ def run_checks(window, home: Path) -> None:
         raise AssertionError(f"the reply to {MESSAGE!r} arrived empty")
     say(f"ok    a reply arrived ({time.monotonic() - started:.1f} s): {reply.strip()[:80]!r}")
     check_document_reader(home)
-    report_fine_tuning()
+    check_fine_tune_page(window)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,7 @@ def test_the_unpacked_bundle_passes_its_self_test(unpacked, tmp_path):
     assert "ok    programs Ember starts get the user's LD_LIBRARY_PATH" in out
     assert "ok    the document reader child read a PDF" in out
     assert "cannot fine-tune" in out  # no PyTorch in the bundle, and the user is told how to get it
+    assert "ok    the Fine-tune page says what is missing, without an Install button" in out
     assert out.rstrip().endswith("ember self-test: passed")
 
 
