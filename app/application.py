@@ -126,12 +126,15 @@ def run_window(debug: bool = False, on_window: Callable | None = None) -> int:
         from PySide6.QtCore import QTimer
         from PySide6.QtWidgets import QApplication
 
+        from app.views.icons import app_icon
         from app.views.main_window import MainWindow
         from app.views.theme import apply_theme
 
         app = QApplication.instance() or QApplication(sys.argv[:1])
         app.setApplicationName("Ember")
         app.setApplicationDisplayName("Ember")
+        app.setDesktopFileName("ember")  # matches packaging/linux/ember.desktop (Wayland finds the icon by it)
+        app.setWindowIcon(app_icon())
         prefs = load_preferences(paths)
         apply_theme(app, prefs.theme, prefs.font_size)
         window = MainWindow(services)

@@ -45,6 +45,7 @@ from app.views.loss_chart import LossChart
 from app.views.message_bar import MessageBar
 from app.views.widgets import named
 from engine.errors import InvalidInput
+from engine.finetune.availability import BUNDLE_HINT
 from engine.finetune.events import EvalLoss, ProbeAnswers, TrainStep
 from engine.finetune.export import open_adapter
 from engine.finetune.settings import TrainSettings, preset
@@ -292,10 +293,12 @@ class FinetunePage(QWidget):
     def _on_stack(self, status) -> None:
         if status.ready:
             self.stack_bar.hide()
+        elif not status.installable:  # the bundle: no PyTorch in it and no pip to add it
+            self.stack_bar.show_message(status.missing_sentence, BUNDLE_HINT)
         else:
-            self.stack_bar.show_message(
-                f"Fine-tuning needs {', '.join(status.missing)}, which {'is' if len(status.missing) == 1 else 'are'} "
-                "not installed.", f"Ember can install them now (a large download), or run: {status.install_command}")
+            self.stack_bar.show_message(status.missing_sentence, "Ember can install them now (a large download), "
+                                        f"or run: {status.install_command}")
+        self.install_button.setVisible(not status.ready and status.installable)
         for button in (self.plan_button, self.train_button):
             button.setEnabled(status.ready)
 

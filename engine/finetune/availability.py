@@ -11,11 +11,16 @@ import importlib.util
 import sys
 from dataclasses import dataclass
 
+from engine.child_command import running_from_bundle
 from engine.finetune.errors import TrainingStackMissing
 
 # import name -> the name pip knows it by
 REQUIRED = {"torch": "torch", "transformers": "transformers", "peft": "peft", "accelerate": "accelerate"}
 CUDA_EXTRA = {"bitsandbytes": "bitsandbytes"}  # 4-bit QLoRA on NVIDIA GPUs only
+# The bundle (packaging/) leaves PyTorch out (over 1 GB) and has no pip to add it with.
+BUNDLE_HINT = ("This download of Ember cannot fine-tune: PyTorch is too large to ship with it. Install Ember "
+               "from its source with the fine-tune extra (pip install -e '.[finetune]', see the README's "
+               "Fine-tune section), or export the job and train it on another machine.")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,28 @@ class StackStatus:
     @property
     def install_command(self) -> str:
         return install_command(self.missing)
+
+    @property
+    def installable(self) -> bool:
+        """Whether Ember can install what is missing into the Python it runs on (not in the bundle)."""
+        return not running_from_bundle()
+
+    @property
+    def missing_sentence(self) -> str:
+        """What is missing, as a sentence ("" when nothing is)."""
+        if self.ready:
+            return ""
+        verb = "is" if len(self.missing) == 1 else "are"
+        return f"Fine-tuning needs {', '.join(self.missing)}, which {verb} not installed."
+
+    @property
+    def missing_message(self) -> str:
+        """What is missing and how to get it, in a sentence or two ("" when nothing is)."""
+        if self.ready:
+            return ""
+        if not self.installable:
+            return f"{self.missing_sentence} {BUNDLE_HINT}"
+        return f"{self.missing_sentence} Install the fine-tune extra: {self.install_command}."
 
 
 def install_command(missing: tuple[str, ...] = ()) -> str:
@@ -47,10 +74,11 @@ def stack_status() -> StackStatus:
 def require_training_stack() -> StackStatus:
     """The status, or TrainingStackMissing naming what is absent and the command that installs it."""
     status = stack_status()
+    if not status.ready and not status.installable:
+        raise TrainingStackMissing(status.missing_sentence, BUNDLE_HINT)
     if not status.ready:
         raise TrainingStackMissing(
-            f"Fine-tuning needs {', '.join(status.missing)}, which {'is' if len(status.missing) == 1 else 'are'} "
-            "not installed.",
+            status.missing_sentence,
             f"Install the fine-tune extra: {status.install_command} (on an NVIDIA or Apple machine, install "
             "PyTorch's build for it first: see the README's Fine-tune section).")
     return status

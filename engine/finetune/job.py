@@ -13,12 +13,12 @@ state is "stopped"; the next `train` continues from there. PyTorch never loads i
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.child_command import child_command
 from engine.errors import BadModelFile, Cancelled
 from engine.finetune import checkpoints
 from engine.finetune.availability import require_training_stack
@@ -221,7 +221,7 @@ class FineTuneJob:
     def _run(self, action: str, cancel: CancelToken | None, on_event) -> Iterator[Progress]:
         """Run the trainer child for `action`, yielding Progress for its events; raise its typed error."""
         cancel = cancel or CancelToken()
-        child = ChildProcess([sys.executable, "-m", "engine.finetune.train_child", action, str(self.folder.path)],
+        child = ChildProcess(child_command("engine.finetune.train_child", action, str(self.folder.path)),
                              label=f"trainer-{action}-{self.folder.name}", log_dir=self.folder.logs).start()
         self.child_pid = child.pid
         error: FineTuneError | None = None

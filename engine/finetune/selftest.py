@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.child_command import child_command
 from engine.errors import EmberError
 from engine.finetune.errors import error_from_event
 from engine.finetune.export import AdapterRecord
@@ -143,7 +143,7 @@ def agreement_check(adapter: AdapterRecord, given: SelfTestInput, cancel: Cancel
             "base_gguf": str(given.base_gguf), "dense": str(given.dense), "peft": str(adapter.peft),
             "adapter_gguf": str(adapter.gguf), "conversations": [list(c) for c in given.conversations],
             "texts": list(given.texts), "threads": given.threads}), encoding="utf-8")
-        child = ChildProcess([sys.executable, "-m", "engine.finetune.train_child", "compare", str(request)],
+        child = ChildProcess(child_command("engine.finetune.train_child", "compare", str(request)),
                              label="trainer-compare", log_dir=given.log_dir).start()
         try:
             event = yield from child.wait_for(("compared", "error"), cancel=cancel, message="Comparing…")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from engine.child_command import child_command
 from engine.errors import Cancelled
 from engine.jobs import CancelToken
 from engine.rag.document import ParsedDocument
@@ -139,7 +139,7 @@ class DocumentParser:
         self._stop_child()
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="ember-parse-"))
-        child = ChildProcess([sys.executable, "-m", "engine.rag.parse_child"], label="document-reader",
+        child = ChildProcess(child_command("engine.rag.parse_child"), label="document-reader",
                              log_dir=self.log_dir, limits=Limits(memory_bytes=self.limits.memory_bytes))
         child.start()
         self.starts += 1

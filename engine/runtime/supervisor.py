@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 import secrets
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from engine.child_command import child_command
 from engine.errors import (
     BadModelFile,
     HostDied,
@@ -178,9 +178,9 @@ class RuntimeHost:
     def _command(self) -> list[str]:
         s = self.settings
         layers = resolve_gpu_layers(s, self.model_info)
-        command = [sys.executable, "-m", "engine.runtime.host_main", "--model", str(s.model_path),
-                   "--host", s.host, "--port", str(s.port), "--ctx", str(s.context_length),
-                   "--gpu-layers", str(layers), "--threads", str(resolve_threads(s.threads))]
+        command = child_command("engine.runtime.host_main", "--model", str(s.model_path),
+                                "--host", s.host, "--port", str(s.port), "--ctx", str(s.context_length),
+                                "--gpu-layers", str(layers), "--threads", str(resolve_threads(s.threads)))
         if s.flash_attention:
             command.append("--flash-attn")
         if s.lora_path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import json
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import SecurityError
 
+from engine.child_command import child_command
 from engine.runtime.child import ChildProcess, Limits
 from engine.runtime.protocol import RENDER_DEADLINE_S
 
@@ -106,7 +106,7 @@ class TemplateProcess:
         self._stop_child()
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="ember-template-"))
-        child = ChildProcess([sys.executable, "-m", "engine.runtime.template_child"], label="chat-template",
+        child = ChildProcess(child_command("engine.runtime.template_child"), label="chat-template",
                              limits=Limits(memory_bytes=self.memory_bytes)).start()
         self.starts += 1
         deadline = time.monotonic() + START_TIMEOUT_S
