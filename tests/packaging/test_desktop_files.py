@@ -1,10 +1,13 @@
-"""The desktop entry and the AppStream metadata pass their own validators (skipped where those are not
-installed: Debian's desktop-file-utils and appstream packages give them)."""
+"""The desktop entry and the AppStream metadata: what a desktop needs of them, read here always, and
+their own validators where installed (Debian's desktop-file-utils and appstream; ./scripts/test
+installs them when it runs as root, as in CI)."""
 
 from __future__ import annotations
 
+import configparser
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,24 @@ def test_the_appstream_metadata_is_valid():
     result = subprocess.run(["appstreamcli", "validate", "--no-net", str(metainfo)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
     assert f"<id>{metainfo.name.removesuffix('.metainfo.xml')}</id>" in metainfo.read_text()
+
+
+def test_the_desktop_entry_starts_the_window():
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.optionxform = str
+    entry.read(LINUX / "ember.desktop", encoding="utf-8")
+    section = entry["Desktop Entry"]
+    assert section["Type"] == "Application" and section["Name"] == "Ember"
+    assert section["Exec"] == "ember"  # arguments would reach the command-line interface, not the window
+    assert section["Icon"] == "ember" and section["Terminal"] == "false"
+    assert (Path(__file__).resolve().parents[2] / "resources" / "icons" / "ember.svg").is_file()
+
+
+def test_the_appstream_metadata_names_the_desktop_entry():
+    (metainfo,) = LINUX.glob("*.metainfo.xml")
+    root = ET.parse(metainfo).getroot()
+    assert root.tag == "component" and root.get("type") == "desktop-application"
+    assert root.findtext("id") == metainfo.name.removesuffix(".metainfo.xml")
+    assert root.find("launchable").text == "ember.desktop"
+    for required in ("name", "summary", "description", "metadata_license", "project_license"):
+        assert root.find(required) is not None, required
