@@ -98,6 +98,10 @@ def check_or_recover(paths: EmberPaths) -> RecoveryReport | None:
 
 
 def _problem(path: Path) -> str | None:
+    wal = path.with_name(path.name + "-wal")
+    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        # SQLite opens an empty file as a new, empty database: the chats would be gone without a word
+        return "it is empty: 0 bytes"
     try:
         conn = sqlite3.connect(path)
         try:
@@ -113,6 +117,10 @@ def _problem(path: Path) -> str | None:
 def recover(paths: EmberPaths, reason: str) -> RecoveryReport:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     damaged = paths.db.with_name(f"{paths.db.name}.damaged-{stamp}")
+    number = 1
+    while damaged.exists():  # a second damaged file within the second: never over an earlier one
+        number += 1
+        damaged = paths.db.with_name(f"{paths.db.name}.damaged-{stamp}-{number}")
     paths.db.replace(damaged)
     for suffix in ("-wal", "-shm"):  # its journal goes with it: it belongs to the damaged file
         side = paths.db.with_name(paths.db.name + suffix)
