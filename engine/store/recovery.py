@@ -176,6 +176,9 @@ def _readable_copy(damaged: Path) -> Path:
 
 def _salvage(damaged: Path, conn: sqlite3.Connection) -> dict[str, int]:
     """Rows of the damaged file that the new database lacks, table by table; {table: rows added}."""
+    if not damaged.is_file():  # a folder (or a device) where ember.db should be: nothing to read
+        log.warning("nothing can be read from %s: it is not a file", damaged)
+        return {}
     copy = _readable_copy(damaged)
     try:
         source = sqlite3.connect(f"{copy.as_uri()}?mode=ro&immutable=1", uri=True)
