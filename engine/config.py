@@ -63,6 +63,10 @@ def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
 
 
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "true or false",
+               type(None): "null"}
+
+
 @dataclass(frozen=True)
 class _Read:
     data: dict | None  # the file's object; None when missing or unusable
@@ -79,7 +83,7 @@ def _read(path: Path) -> _Read:
     except RecursionError:  # "[[[[..." thousands deep
         return _Read(None, "it is nested too deeply")
     if not isinstance(data, dict):
-        return _Read(None, f"it holds a JSON {type(data).__name__}, not an object")
+        return _Read(None, f"it holds a JSON {_JSON_KINDS.get(type(data), 'value')}, not an object")
     return _Read(data)
 
 

@@ -148,13 +148,20 @@ def test_a_docx_declaring_entities_is_refused_by_the_reader_and_leaks_nothing(pa
 def test_an_epub_chapter_with_an_external_entity_shows_no_file_content(parser, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text(SECRET)
-    path = write_epub(tmp_path / "book.epub", {"one": "<p>Chapter text &leak; end.</p>"}, ["one"])
-    with zipfile.ZipFile(path, "a") as archive:  # a chapter that declares the entity itself
-        archive.writestr("OEBPS/text/two.xhtml", f'<?xml version="1.0"?><!DOCTYPE html [<!ENTITY leak SYSTEM '
-                         f'"file://{secret}">]><html xmlns="http://www.w3.org/1999/xhtml"><body><p>&leak;</p>'
-                         "</body></html>")
-    result = parser.parse(path)
-    assert SECRET not in json.dumps(result.to_dict())
+    plain = write_epub(tmp_path / "plain.epub", {"one": "<p>Chapter one.</p>", "two": "<p>replaced</p>"},
+                       ["one", "two"])
+    path = tmp_path / "book.epub"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as archive:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == "OEBPS/text/two.xhtml":  # this chapter declares the entity itself
+                data = (f'<?xml version="1.0"?><!DOCTYPE html [<!ENTITY leak SYSTEM "file://{secret}">]>'
+                        '<html xmlns="http://www.w3.org/1999/xhtml"><body><p>Chapter two &leak; ends.</p>'
+                        "</body></html>").encode()
+            archive.writestr(entry, data)
+    document = parser.parse(path)
+    assert "Chapter one." in document.text and "Chapter two" in document.text  # read as HTML: no entity resolved
+    assert SECRET not in json.dumps(document.to_dict())
 
 
 # --- big files -----------------------------------------------------------------------------------------
@@ -302,7 +309,7 @@ The harbour opened in 1755. ![pixel]({base}/pixel.gif?md) and [a link]({base}/li
 """
 
 
-def test_html_and_markdown_pointing_at_remote_images_fetch_nothing_when_read_indexed_or_shown(
+def test_html_and_markdown_pointing_at_remote_images_fetch_nothing_when_read_or_shown(
         tmp_path, parser, qapp):
     from PySide6.QtCore import QObject, QUrl, Slot
     from PySide6.QtGui import QDesktopServices, QFont, QImage, QPainter

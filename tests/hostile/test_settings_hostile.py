@@ -40,9 +40,9 @@ def kept_aside(paths: EmberPaths) -> list[str]:
     (b'{"schema_version": 2, "preferences": {"app": {"theme": "da', "Unterminated string"),  # cut short
     (b"\xff\xfe garbage \x00", "codec can't decode"),  # not UTF-8, not JSON
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # the JSON parser's recursion
-    (b'["a", "list"]', "a JSON list, not an object"),  # JSON, but not Ember's object
-    (b"null", "a JSON NoneType, not an object"),
-])
+    (b'["a", "list"]', "a JSON array, not an object"),  # JSON, but not Ember's object
+    (b"null", "a JSON null, not an object"),
+], ids=["cut short", "not UTF-8", "nested 100,000 deep", "a list", "null"])
 def test_a_file_that_is_not_a_settings_object_is_kept_aside_and_ember_says_so(paths, raw, words):
     write(paths, raw)
     notes = check_preferences(paths)
@@ -91,7 +91,8 @@ def test_the_preferences_section_of_another_type_is_replaced_by_the_defaults(pat
     assert load_preferences(paths) == DEFAULTS
 
 
-@pytest.mark.parametrize("value", [7, "text", [1, 2], {"x": {"y": 1}}, None, True, 1e308])
+@pytest.mark.parametrize("value", [7, "text", [1, 2], {"x": {"y": 1}}, None, True, 1e308],
+                         ids=["number", "text", "list", "object", "null", "true", "1e308"])
 def test_every_key_read_outside_the_preferences_takes_its_default_when_hand_edited(paths, value):
     """model_folders, remote_endpoints, memory_bandwidth, speed_calibration and the server section
     are read by the library, the remote servers, the fit estimate and the Server panel."""
