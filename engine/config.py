@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.errors import SettingsNotSaved
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
@@ -127,17 +129,27 @@ def load_settings(path: Path) -> Settings:
 
 
 def save_settings(path: Path, settings: Settings) -> None:
+    """Write the file whole or not at all; SettingsNotSaved (the old file intact) when the disk says no."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if settings.schema_version > SCHEMA_VERSION:  # a newer Ember wrote it: keep its file before writing ours
-        kept = path.with_name(f"{path.name}.v{settings.schema_version}")
-        if path.exists() and not kept.exists():
-            kept.write_bytes(path.read_bytes())
-        settings.schema_version = SCHEMA_VERSION
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if settings.schema_version > SCHEMA_VERSION:  # a newer Ember wrote it: keep its file before writing ours
+            kept = path.with_name(f"{path.name}.v{settings.schema_version}")
+            if path.exists() and not kept.exists():
+                write_whole(kept, path.read_bytes())
+            settings.schema_version = SCHEMA_VERSION
+        text = json.dumps(settings.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
+        write_whole(path, text.encode("utf-8"))
+    except OSError as exc:  # a full disk, a read-only folder
+        raise SettingsNotSaved(f"Could not save Ember's settings: {exc.strerror or exc}.") from exc
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Write a temporary file beside `path`, then rename it: a crash or a full disk never leaves half a file."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(settings.to_json(), f, indent=2, sort_keys=True, ensure_ascii=False)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -158,7 +170,7 @@ def update_settings(path: Path, change: Callable[[Settings], None]) -> Settings:
 def keep_copy(path: Path) -> Path:
     """A copy of the file as it is now, under a free settings.json.bad name (before Ember rewrites it)."""
     copy = _free_name(path, ".bad")
-    copy.write_bytes(path.read_bytes())
+    write_whole(copy, path.read_bytes())
     return copy
 
 
@@ -176,7 +188,12 @@ def check_settings(path: Path) -> list[str]:
     if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         copy = path.with_name(f"{path.name}.v{version}")
         if not copy.exists():
-            copy.write_bytes(path.read_bytes())
+            try:
+                write_whole(copy, path.read_bytes())
+            except OSError as exc:
+                return [f"Ember's settings were written by a newer Ember (settings version {version}) and could "
+                        f"not be copied aside ({exc.strerror or exc}); Ember reads them, and will not save its "
+                        "own over them until a copy is kept."]
         return [f"Ember's settings were written by a newer Ember (settings version {version}); a copy is kept as "
                 f"{copy.name}, and what this Ember does not know is left out when it saves."]
     return []

@@ -96,6 +96,11 @@ class HomeNotWritable(EmberError):
                     "read-only), or set EMBER_HOME to a folder you may write to.")
 
 
+class SettingsNotSaved(EmberError):
+    default_hint = ("Free some disk space, or check that you may write to Ember's data folder, then try again. "
+                    "The settings saved before are kept.")
+
+
 class DatabaseTooNew(EmberError):
     default_hint = "This database was written by a newer Ember. Update Ember, or set EMBER_HOME to another folder."
 

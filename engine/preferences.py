@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 
 from engine.config import check_settings, keep_copy, load_settings, update_settings
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, SettingsNotSaved
 from engine.paths import EmberPaths
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,13 @@ def check_preferences(paths: EmberPaths) -> list[str]:
         chosen = DEFAULTS
         problems.append(f"the preferences should be an object, not {_shown(stored)}")
     if problems:
-        copy = keep_copy(paths.settings)
-        update_settings(paths.settings, lambda s: s.set(SECTION_KEY, {**_unknown_keys(stored), **asdict(chosen)}))
+        try:
+            copy = keep_copy(paths.settings)
+            update_settings(paths.settings, lambda s: s.set(SECTION_KEY, {**_unknown_keys(stored), **asdict(chosen)}))
+        except (OSError, SettingsNotSaved) as exc:  # a full or read-only disk: say it, start all the same
+            notes.append(f"Ember could not use some of its settings ({'; '.join(problems)}); it uses its defaults "
+                         f"for them this time, and left your file as it is ({getattr(exc, 'message', None) or exc}).")
+            return notes
         notes.append(f"Ember could not use some of its settings ({'; '.join(problems)}); it uses its defaults for "
                      f"them and keeps your file as {copy.name}.")
     return notes

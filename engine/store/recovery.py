@@ -68,16 +68,21 @@ def backup_database(paths: EmberPaths, keep: int = KEEP_BACKUPS) -> Path | None:
     folder = backups_folder(paths)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"ember-{time.time_ns()}.db"  # names sort by age
+    partial = target.with_name(target.name + ".partial")  # renamed when whole: a full disk leaves no half backup
     source = sqlite3.connect(paths.db)
     try:
         if source.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             log.warning("not backing up %s: it does not pass quick_check", paths.db)
             return None
-        dest = sqlite3.connect(target)
+        dest = sqlite3.connect(partial)
         try:
             source.backup(dest)
         finally:
             dest.close()
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     finally:
         source.close()
     for old in sorted(folder.glob("ember-*.db"))[:-keep]:

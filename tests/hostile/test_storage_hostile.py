@@ -270,3 +270,17 @@ def test_a_full_disk_while_indexing_stops_the_run_keeps_finished_files_and_the_n
     assert answer["second_run_indexed"] == 20 - answer["indexed_when_full"]
     assert answer["statuses"] == ["indexed"] and answer["empty"] == [] and answer["failed"] == {}
     assert answer["integrity"] == "ok"
+
+
+def test_a_full_disk_at_exit_keeps_the_saved_settings_and_leaves_no_half_backup(tmp_path):
+    answer = run_full_disk(tmp_path, "exit", size=4_000_000)
+    if answer["method"] == "tmpfs":
+        assert answer["settings_error"] == "Could not save Ember's settings: No space left on device."
+    else:
+        assert answer["settings_error"].startswith("Could not save Ember's settings:")
+    assert "The settings saved before are kept." in answer["settings_hint"]
+    assert answer["settings_intact"] is True and answer["theme"] == "dark"  # the last saved choice
+    assert answer["settings_files"] == ["settings.json"]  # no temporary file left behind
+    assert answer["backup_error"] is not None
+    assert answer["backups_when_full"] == [answer["first_backup"]]  # no half backup that a recovery could take
+    assert answer["second_backup_ok"] is True

@@ -2,6 +2,7 @@
 inside a small tmpfs (tests/support/hostile_storage.on_small_disk). Prints one JSON line.
 
     python -m tests.support.full_disk_job message            # EMBER_HOME on the small disk
+    python -m tests.support.full_disk_job exit               # the settings and the backup at a clean exit
     python -m tests.support.full_disk_job index MODEL DOCS   # the embedding model, a folder of files
 
 Both fill the disk with a filler file (up to ENOSPC; under RLIMIT_FSIZE the filler stops at the
@@ -116,6 +117,41 @@ def index_job(paths: EmberPaths, model: str, docs: str) -> dict:
             "failed": report.failed, "statuses": statuses, "empty": empty, "integrity": integrity(paths.db)}
 
 
+def exit_job(paths: EmberPaths) -> dict:
+    """What a clean exit writes on a full disk: the settings (a choice saved) and the database's backup."""
+    from engine.errors import SettingsNotSaved
+    from engine.preferences import load_preferences, save_preferences
+    from engine.store.recovery import backup_database, backups_folder
+
+    conn = connect(paths.db)
+    ChatRepository(conn).create_session("Backed up")
+    conn.close()
+    save_preferences(paths, theme="dark")
+    first_backup = backup_database(paths)
+    settings_before = paths.settings.read_bytes()
+    filler = paths.home / "filler"
+    fill(filler, leave=0)
+    settings_error = backup_error = None
+    try:
+        save_preferences(paths, theme="light", system_prompt="x" * 200_000)
+    except SettingsNotSaved as exc:
+        settings_error = exc
+    try:
+        backup_database(paths)
+    except Exception as exc:  # noqa: BLE001 - which error the disk gives is what is reported
+        backup_error = f"{type(exc).__name__}: {exc}"
+    left = sorted(p.name for p in paths.home.iterdir() if p.name.startswith("settings.json"))
+    backups = sorted(p.name for p in backups_folder(paths).iterdir())
+    filler.unlink()
+    second_backup = backup_database(paths)
+    return {"settings_error": settings_error.message if settings_error else None,
+            "settings_hint": settings_error.hint if settings_error else None,
+            "settings_intact": paths.settings.read_bytes() == settings_before,
+            "theme": load_preferences(paths).theme, "settings_files": left,
+            "backup_error": backup_error, "backups_when_full": backups, "first_backup": first_backup.name,
+            "second_backup_ok": second_backup is not None and integrity(second_backup) == "ok"}
+
+
 def _drain(events):
     while True:
         try:
@@ -126,7 +162,12 @@ def _drain(events):
 
 def main(argv: list[str]) -> int:
     paths = EmberPaths.from_env().ensure()
-    result = message_job(paths) if argv[0] == "message" else index_job(paths, argv[1], argv[2])
+    if argv[0] == "message":
+        result = message_job(paths)
+    elif argv[0] == "exit":
+        result = exit_job(paths)
+    else:
+        result = index_job(paths, argv[1], argv[2])
     print(json.dumps(result), flush=True)
     return 0
 
