@@ -190,6 +190,25 @@ def test_a_single_30_mb_line_under_the_limit_is_cut_into_sections_within_the_mem
     assert peak < READER_MEMORY
 
 
+# --- inputs made to make a reader work for hours ---------------------------------------------------------
+SLOW_READER_S = 30.0  # far more than either file needs once read in one pass; the hours they took before
+
+
+@pytest.mark.parametrize("name, content", [
+    ("heading.md", "# a" + " \t" * 500_000 + "#x\n\nAfter the heading.\n"),  # a lazy title before a closing run
+    ("tags.html", "<p>Before the tags.</p>" + '<a "' * 100_000),  # tags that never close, tried again at each "<"
+    ("comments.html", "<p>Before the comments.</p>" + "<!--" * 100_000),
+], ids=["markdown heading of 1 MB blanks", "HTML of unclosed tags", "HTML of unclosed comments"])
+def test_a_file_made_to_backtrack_for_hours_is_read_in_one_pass(tmp_path, name, content):
+    """Both used to be quadratic (about 3 hours for the heading): the reader's time limit would have
+    stopped them, at the cost of that file and two minutes; now they are read."""
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with DocumentParser(Limits(memory_bytes=READER_MEMORY, wall_s=SLOW_READER_S), log_dir=tmp_path / "logs") as reader:
+        document = reader.parse(path)
+    assert document.sections and ("After the heading." in document.text or "Before the" in document.text)
+
+
 # --- text encodings ------------------------------------------------------------------------------------
 def test_nul_bytes_in_a_txt_fail_that_file_as_binary(parser, tmp_path, after):
     path = tmp_path / "nul.txt"
@@ -229,6 +248,19 @@ def test_symlink_loops_are_not_followed_and_a_looping_path_fails_alone(parser, t
     assert find_files([folder]) == [(folder / "real.txt").resolve()]
     error = refused(parser, folder / "self.txt", after)
     assert "“self.txt” cannot be read: Too many levels of symbolic links" in error.message
+
+
+def test_pipes_and_devices_in_a_folder_are_skipped_and_never_block_a_read(parser, tmp_path, after):
+    folder = tmp_path / "special"
+    folder.mkdir()
+    (folder / "real.md").write_text("# Real\n\nThe only document.\n")
+    os.mkfifo(folder / "pipe.txt")  # reading it would wait for a writer for ever
+    (folder / "zero.txt").symlink_to("/dev/zero")  # endless NULs
+    (folder / "random.md").symlink_to("/dev/urandom")  # endless noise
+    assert find_files([folder]) == [(folder / "real.md").resolve()]
+    for name in ("pipe.txt", "zero.txt"):
+        error = refused(parser, folder / name, after)
+        assert error.message == f"“{name}” is not a file."
 
 
 def make_repo(ember_home) -> DocumentsRepository:

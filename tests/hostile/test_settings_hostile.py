@@ -54,6 +54,16 @@ def test_a_file_that_is_not_a_settings_object_is_kept_aside_and_ember_says_so(pa
     assert load_preferences(paths).theme == "dark"
 
 
+def test_a_folder_named_settings_json_is_moved_aside_whole(paths):
+    paths.settings.mkdir()
+    (paths.settings / "inside.txt").write_text("someone's notes")
+    notes = check_preferences(paths)
+    assert "Ember could not read its settings file" in notes[0] and "settings.json.bad" in notes[0]
+    assert (paths.home / "settings.json.bad" / "inside.txt").read_text() == "someone's notes"
+    save_preferences(paths, theme="light")
+    assert load_preferences(paths).theme == "light"
+
+
 def test_a_second_bad_file_never_replaces_the_first_one_kept(paths):
     first = write(paths, b"{ first damaged file")
     assert check_settings(paths.settings)
