@@ -190,6 +190,15 @@ def test_a_single_30_mb_line_under_the_limit_is_cut_into_sections_within_the_mem
     assert peak < READER_MEMORY
 
 
+def test_millions_of_one_letter_paragraphs_are_refused_in_the_reader_not_carried_to_the_app(parser, tmp_path, after):
+    """8 MB of "a\\n\\n" used to reach the app as 2.8 million sections: 1.6 GB of the app's memory."""
+    path = tmp_path / "confetti.txt"
+    path.write_bytes(b"a\n\n" * (2 * MiB // 3))
+    error = refused(parser, path, after)
+    assert error.kind == "too_big"
+    assert error.message == "“confetti.txt” has 699,050 paragraphs; Ember reads documents of up to 200,000."
+
+
 # --- inputs made to make a reader work for hours ---------------------------------------------------------
 SLOW_READER_S = 30.0  # far more than either file needs once read in one pass; the hours they took before
 
