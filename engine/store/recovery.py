@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.paths import EmberPaths
-from engine.store.db import connect
+from engine.store.db import MIGRATIONS, SCHEMA_VERSION, connect
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,32 @@ def _problem(path: Path) -> str | None:
         conn = sqlite3.connect(path)
         try:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
         return str(exc)
-    return None if result == "ok" else f"quick_check: {result}"
+    if result != "ok":
+        return f"quick_check: {result}"
+    missing = sorted(_tables_of_version(version) - tables)
+    if missing:  # sound as a file, but not Ember's at its version (a table dropped by another tool)
+        return f"its table{'s' if len(missing) > 1 else ''} {', '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing"
+    return None
+
+
+def _tables_of_version(version: int) -> set[str]:
+    """The tables Ember's migrations make up to `version` (none for a new file or a newer Ember's)."""
+    if not 0 < version <= SCHEMA_VERSION:
+        return set()
+    conn = sqlite3.connect(":memory:")
+    try:
+        for migrate in MIGRATIONS[:version]:
+            migrate(conn)
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not row[0].startswith("sqlite_")}
+    finally:
+        conn.close()
 
 
 def recover(paths: EmberPaths, reason: str) -> RecoveryReport:

@@ -158,6 +158,22 @@ def test_a_database_folder_in_place_of_the_file_is_set_aside(paths):
     assert paths.db.is_file() and integrity(paths.db) == "ok"
 
 
+def test_a_database_missing_one_of_embers_tables_is_recovered_instead_of_refusing_to_start(paths):
+    """Another tool dropped a table: the file is sound, so only the schema says something is wrong.
+    Ember used to refuse to start ("Could not recover the replies cut off last time: no such table")."""
+    write_chats(paths, ["In the backup"])
+    backup_database(paths)
+    write_chats(paths, ["Only in the file"])
+    conn = sqlite3.connect(paths.db)
+    conn.execute("DROP TABLE messages")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    services = start(paths)
+    assert services.recovery is not None and services.recovery.reason == "its table messages is missing"
+    assert chat_titles(paths) == {"In the backup", "Only in the file"}  # the chats the file still had, too
+    assert integrity(paths.db) == "ok"
+
+
 # --- a database from a newer Ember ------------------------------------------------------------------
 def test_a_database_from_a_newer_ember_is_refused_untouched_and_the_app_says_why(paths):
     write_chats(paths, ["From the future"])
