@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 MACHINE_KEYS = frozenset({"memory_bandwidth", "speed_calibration"})  # measured here, not chosen
 SECTIONS = ("preferences", "machine")
+MAX_FILE_BYTES = 16 * 1024**2  # far above any real settings file (they are a few KB)
 _write_lock = threading.Lock()  # read-modify-write of one file by several threads of one process
 
 
@@ -77,6 +78,9 @@ class _Read:
 
 def _read(path: Path) -> _Read:
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:  # not read into memory at start: a settings file is a few KB
+            return _Read(None, f"it is {size / 1024**2:,.0f} MB; a settings file is a few KB")
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return _Read(None)

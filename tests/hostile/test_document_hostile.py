@@ -164,6 +164,40 @@ def test_an_epub_chapter_with_an_external_entity_shows_no_file_content(parser, t
     assert SECRET not in json.dumps(document.to_dict())
 
 
+def epub_with_package(path: Path, package: str, chapters: dict[str, str]) -> Path:
+    """An EPUB whose content.opf is given whole (a hostile spine or manifest)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        archive.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" xmlns='
+                         '"urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles><rootfile full-path='
+                         '"OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>')
+        archive.writestr("OEBPS/content.opf", package, compress_type=zipfile.ZIP_STORED)  # under the ratio check
+        for name, body in chapters.items():
+            archive.writestr(f"OEBPS/{name}", f'<html xmlns="http://www.w3.org/1999/xhtml"><body>{body}</body></html>')
+    return path
+
+
+def test_an_epub_whose_spine_lists_one_chapter_100000_times_reads_it_once(parser, tmp_path):
+    package = ('<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><manifest>'
+               '<item id="c" href="c.xhtml" media-type="application/xhtml+xml"/></manifest><spine>'
+               + '<itemref idref="c"/>' * 100_000 + "</spine></package>")
+    document = parser.parse(epub_with_package(tmp_path / "echo.epub", package, {"c.xhtml": "<p>Said once.</p>"}))
+    assert [s.text for s in document.sections] == ["Said once."]
+
+
+def test_an_epub_chapter_pointing_outside_the_archive_reads_no_local_file(parser, tmp_path, after):
+    secret = tmp_path / "secret.xhtml"
+    secret.write_text(f"<p>{SECRET}</p>")
+    hrefs = ["../../secret.xhtml", str(secret), f"file://{secret}"]
+    manifest = "".join(f'<item id="i{n}" href="{href}" media-type="application/xhtml+xml"/>' for n, href in enumerate(hrefs))
+    package = ('<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><manifest>'
+               f'{manifest}</manifest><spine>' + "".join(f'<itemref idref="i{n}"/>' for n in range(len(hrefs)))
+               + "</spine></package>")
+    error = refused(parser, epub_with_package(tmp_path / "escape.epub", package, {}), after)
+    assert error.kind == "damaged" and "lacks its part" in error.message  # looked up inside the archive only
+    assert SECRET not in str(error)
+
+
 # --- big files -----------------------------------------------------------------------------------------
 def test_a_500_mb_text_file_is_refused_by_its_size_and_the_reader_stays_small(parser, tmp_path, after):
     path = write_sparse(tmp_path / "huge.txt", 500 * MiB)

@@ -54,6 +54,14 @@ def test_a_file_that_is_not_a_settings_object_is_kept_aside_and_ember_says_so(pa
     assert load_preferences(paths).theme == "dark"
 
 
+def test_a_settings_file_of_a_gigabyte_is_kept_aside_without_being_read(paths):
+    with open(paths.settings, "wb") as file:
+        file.truncate(1024**3)  # sparse: reading it would put 2 GB in the app's memory at start
+    notes = check_preferences(paths)
+    assert "(it is 1,024 MB; a settings file is a few KB); it is kept as settings.json.bad" in notes[0]
+    assert (paths.home / "settings.json.bad").stat().st_size == 1024**3 and load_preferences(paths) == DEFAULTS
+
+
 def test_a_folder_named_settings_json_is_moved_aside_whole(paths):
     paths.settings.mkdir()
     (paths.settings / "inside.txt").write_text("someone's notes")
