@@ -119,6 +119,30 @@ def test_a_pdf_whose_xref_and_page_tree_point_at_themselves_is_read_once(parser,
     assert parser.parse(after).text == AFTER and parser.starts == 1
 
 
+def test_a_pdf_page_five_metres_wide_is_drawn_within_the_pixel_cap(parser, tmp_path):
+    """The source viewer draws a cited page in the same child: a page-size bomb must not become a 3 GB bitmap."""
+    from engine.rag.page_render import MAX_PIXELS
+    from tests.support.hostile_documents import PDF_FONT, pdf_bytes, stream, text_content
+
+    path = tmp_path / "poster.pdf"
+    path.write_bytes(pdf_bytes([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 14400 14400] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>", stream(text_content("Huge page")), PDF_FONT]))
+    page = parser.render_page(path, 1, "Huge page", tmp_path / "poster.png")
+    assert page.width * page.height <= MAX_PIXELS * 1.001 and page.matched_words == 2  # 40 million, give or take rounding
+    assert (tmp_path / "poster.png").stat().st_size > 0
+
+
+def test_drawing_a_page_of_the_pdf_bomb_costs_that_page_only(parser, tmp_path, after):
+    bomb = write_pdf_bomb(tmp_path / "bomb.pdf", 1024 * MiB)
+    with pytest.raises(DocumentError) as failed:
+        parser.render_page(bomb, 1, "Bomb page", tmp_path / "bomb.png")
+    assert "“bomb.pdf”" in failed.value.message
+    assert not (tmp_path / "bomb.png").exists() or (tmp_path / "bomb.png").stat().st_size == 0  # no picture half drawn
+    assert parser.parse(after).text == AFTER
+
+
 # --- DOCX ----------------------------------------------------------------------------------------------
 def test_a_docx_that_lies_about_its_unpacked_size_is_stopped_at_the_lie(parser, tmp_path, after):
     path = write_lying_docx(tmp_path / "liar.docx", 300 * MiB)  # says 4 KB, unpacks to 300 MB

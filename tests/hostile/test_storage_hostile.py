@@ -158,6 +158,19 @@ def test_a_database_folder_in_place_of_the_file_is_set_aside(paths):
     assert paths.db.is_file() and integrity(paths.db) == "ok"
 
 
+def test_a_damaged_newest_backup_is_passed_over_for_the_older_good_one(paths):
+    write_chats(paths, ["In both backups"])
+    older = backup_database(paths)
+    write_chats(paths, ["Only in the newer backup"])
+    newer = backup_database(paths)
+    newer.write_bytes(random.Random(21).randbytes(newer.stat().st_size))  # the newest copy is noise too
+    paths.db.write_bytes(random.Random(22).randbytes(paths.db.stat().st_size))
+    Path(f"{paths.db}-wal").unlink(missing_ok=True)
+    services = start(paths)
+    assert services.recovery.backup == older
+    assert chat_titles(paths) == {"In both backups"} and integrity(paths.db) == "ok"
+
+
 def test_a_database_missing_one_of_embers_tables_is_recovered_instead_of_refusing_to_start(paths):
     """Another tool dropped a table: the file is sound, so only the schema says something is wrong.
     Ember used to refuse to start ("Could not recover the replies cut off last time: no such table")."""
