@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable
@@ -78,7 +79,10 @@ class _Read:
 
 def _read(path: Path) -> _Read:
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a folder, a pipe (reading it would wait for ever), /dev/zero
+            return _Read(None, "it is not a regular file")
+        size = status.st_size
         if size > MAX_FILE_BYTES:  # not read into memory at start: a settings file is a few KB
             return _Read(None, f"it is {size / 1024**2:,.0f} MB; a settings file is a few KB")
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,8 +104,11 @@ def check_or_recover(paths: EmberPaths) -> RecoveryReport | None:
 
 
 def _problem(path: Path) -> str | None:
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):  # a folder, a pipe, a link to a device
+        return "it is not a regular file"
     wal = path.with_name(path.name + "-wal")
-    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+    if status.st_size == 0 and not (wal.exists() and wal.stat().st_size):
         # SQLite opens an empty file as a new, empty database: the chats would be gone without a word
         return "it is empty: 0 bytes"
     try:

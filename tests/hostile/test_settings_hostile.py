@@ -7,6 +7,7 @@ preferences, and files that are not even a JSON object."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -66,10 +67,22 @@ def test_a_folder_named_settings_json_is_moved_aside_whole(paths):
     paths.settings.mkdir()
     (paths.settings / "inside.txt").write_text("someone's notes")
     notes = check_preferences(paths)
-    assert "Ember could not read its settings file" in notes[0] and "settings.json.bad" in notes[0]
+    assert "Ember could not read its settings file (it is not a regular file)" in notes[0]
     assert (paths.home / "settings.json.bad" / "inside.txt").read_text() == "someone's notes"
     save_preferences(paths, theme="light")
     assert load_preferences(paths).theme == "light"
+
+
+@pytest.mark.parametrize("kind", ["named pipe", "link to /dev/zero"])
+def test_a_pipe_or_a_device_as_settings_json_is_moved_aside_unread(paths, kind):
+    """Reading either would never end: a pipe waits for a writer, /dev/zero fills the memory."""
+    if kind == "named pipe":
+        os.mkfifo(paths.settings)
+    else:
+        paths.settings.symlink_to("/dev/zero")
+    notes = check_preferences(paths)
+    assert "(it is not a regular file); it is kept as settings.json.bad" in notes[0]
+    assert load_preferences(paths) == DEFAULTS
 
 
 def test_a_second_bad_file_never_replaces_the_first_one_kept(paths):

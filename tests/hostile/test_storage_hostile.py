@@ -149,13 +149,20 @@ def test_noise_in_the_wal_or_shared_memory_file_costs_nothing_committed(paths, s
     assert integrity(paths.db) == "ok"
 
 
-def test_a_database_folder_in_place_of_the_file_is_set_aside(paths):
-    paths.db.mkdir()
-    (paths.db / "something.txt").write_text("a folder named ember.db")
+@pytest.mark.parametrize("kind", ["folder", "named pipe", "link to /dev/zero"])
+def test_a_folder_pipe_or_device_in_place_of_the_database_is_set_aside(paths, kind):
+    if kind == "folder":
+        paths.db.mkdir()
+        (paths.db / "something.txt").write_text("a folder named ember.db")
+    elif kind == "named pipe":
+        os.mkfifo(paths.db)
+    else:
+        paths.db.symlink_to("/dev/zero")
     services = start(paths)
-    assert services.recovery is not None
-    assert (services.recovery.damaged / "something.txt").read_text() == "a folder named ember.db"
-    assert paths.db.is_file() and integrity(paths.db) == "ok"
+    assert services.recovery is not None and services.recovery.reason == "it is not a regular file"
+    if kind == "folder":
+        assert (services.recovery.damaged / "something.txt").read_text() == "a folder named ember.db"
+    assert paths.db.is_file() and not paths.db.is_symlink() and integrity(paths.db) == "ok"
 
 
 def test_a_damaged_newest_backup_is_passed_over_for_the_older_good_one(paths):
