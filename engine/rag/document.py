@@ -9,7 +9,6 @@ travels from the parser child to the app as JSON.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field
 
 MAX_SECTION_CHARS = 4000  # a longer paragraph is cut (at lines, else at spaces) so no chunk must split one
