@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from engine.errors import EmberError
 from engine.paths import EmberPaths
-from engine.preferences import load_preferences
+from engine.preferences import check_preferences, load_preferences
 from engine.store.lock import HomeLock
 from engine.store.recovery import backup_database, check_or_recover
 
@@ -64,8 +64,10 @@ def open_home(paths: EmberPaths):
     lock = HomeLock(paths.lock).acquire("the Ember window")
     try:
         recovery = check_or_recover(paths)  # a damaged ember.db is set aside and what can be read comes back
+        settings_notes = check_preferences(paths)  # a settings file Ember cannot use is kept aside
         services = Services(paths)
         services.recovery = recovery
+        services.settings_notes = settings_notes
         recovered = services.chats.recover_streaming()
         if recovered:
             log.info("marked %d reply(ies) left streaming by a crash as interrupted", recovered)
@@ -110,7 +112,13 @@ def _report_first_paint(window, app) -> None:
 def run_window(debug: bool = False, on_window: Callable | None = None) -> int:
     """Open the window and run until it closes. `on_window(window)` runs once the window exists
     (for embedding Ember, and for tests that drive the real start-up in a separate process)."""
-    paths = EmberPaths.from_env().ensure()
+    try:
+        paths = EmberPaths.from_env().ensure()
+    except EmberError as error:  # no data folder to log in: say it on stderr and in a dialog
+        sys.stderr.write(f"ember: {error.message}\n{error.hint}\n")
+        if launched_from_desktop():
+            tell_in_a_dialog(error)
+        return 1
     crash_log = setup_logging(paths, debug)
     try:
         lock, services = open_home(paths)

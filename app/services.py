@@ -30,6 +30,7 @@ class Services:
         self.embedder = Embedder(self.hosts, self.paths.logs)  # the embedding host, started on first need
         self._retriever = None
         self.recovery = None  # engine.store.recovery.RecoveryReport when ember.db was damaged at this start
+        self.settings_notes: list[str] = []  # what was done at this start with a settings file Ember could not use
 
     @property
     def chat_model(self) -> LoadedModel | None:

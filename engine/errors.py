@@ -91,6 +91,16 @@ class HomeLocked(EmberError):
     default_hint = "Close the other Ember window (or wait for its command to finish) and try again."
 
 
+class HomeNotWritable(EmberError):
+    default_hint = ("Check that you may write to this folder (its owner and permissions, or a disk mounted "
+                    "read-only), or set EMBER_HOME to a folder you may write to.")
+
+
+class SettingsNotSaved(EmberError):
+    default_hint = ("Free some disk space, or check that you may write to Ember's data folder, then try again. "
+                    "The settings saved before are kept.")
+
+
 class DatabaseTooNew(EmberError):
     default_hint = "This database was written by a newer Ember. Update Ember, or set EMBER_HOME to another folder."
 

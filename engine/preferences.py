@@ -5,7 +5,10 @@ parts of Ember that use them read them from here (never a bare key of settings.j
     save_preferences(paths, context_length=8192)    # checked first: InvalidInput says what is wrong
 
 Reading is forgiving (a hand-edited file with a wrong type must not stop Ember from starting: that
-value falls back to its default and the log says so); writing is strict.
+value falls back to its default and the log says so); writing is strict. Keys this Ember does not
+know (a newer Ember's) are kept when it saves. `check_preferences` runs once at start: a file with
+values Ember cannot use is copied aside, rewritten with the defaults in their place, and the user is
+told which.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import logging
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
-from engine.config import load_settings, update_settings
-from engine.errors import InvalidInput
+from engine.config import check_settings, keep_copy, load_settings, update_settings
+from engine.errors import InvalidInput, SettingsNotSaved
 from engine.paths import EmberPaths
 
 log = logging.getLogger(__name__)
@@ -69,27 +72,73 @@ class Preferences:
 DEFAULTS = Preferences()
 
 
-def from_dict(values: dict) -> Preferences:
+def from_dict(values: dict, problems: list[str] | None = None) -> Preferences:
     """Typed preferences from a stored dict: unknown keys are ignored, and a value of the wrong type
-    or out of range reads as its default (logged), so Ember always starts."""
+    or out of range reads as its default (logged, and said in `problems` when given), so Ember always starts."""
     chosen = DEFAULTS
+    problems = [] if problems is None else problems
     for item in fields(Preferences):
         if item.name not in values:
             continue
         value = values[item.name]
         expected = type(getattr(DEFAULTS, item.name))
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+            problems.append(f"{item.name} should be {_kind_words[expected]}, not {_shown(value)}")
             log.warning("settings.json: %s should be %s, not %r; using %r", item.name, expected.__name__, value,
                         getattr(DEFAULTS, item.name))
             continue
         try:
             chosen = replace(chosen, **{item.name: value}).checked()
         except InvalidInput as error:
+            problems.append(f"{item.name}: {error.message}")
             log.warning("settings.json: %s; using the default", error.message)
     unknown = set(values) - {item.name for item in fields(Preferences)}
     if unknown:
         log.info("settings.json: ignoring unknown preferences %s", ", ".join(sorted(unknown)))
     return chosen
+
+
+_kind_words = {int: "a whole number", bool: "true or false", str: "text"}
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _unknown_keys(stored) -> dict:
+    """What the stored section holds that this Ember does not know (a newer Ember's): kept on save."""
+    if not isinstance(stored, dict):
+        return {}
+    known = {item.name for item in fields(Preferences)}
+    return {key: value for key, value in stored.items() if key not in known}
+
+
+def check_preferences(paths: EmberPaths) -> list[str]:
+    """At start: the settings file checked (check_settings), then the user's choices; a file with
+    values Ember cannot use is copied aside and rewritten with the defaults in their place. What was
+    done, in sentences for the window (empty when all is well)."""
+    notes = check_settings(paths.settings)
+    stored = load_settings(paths.settings).get(SECTION_KEY)
+    if stored is None:
+        return notes
+    problems: list[str] = []
+    if isinstance(stored, dict):
+        chosen = from_dict(stored, problems)
+    else:
+        chosen = DEFAULTS
+        problems.append(f"the preferences should be an object, not {_shown(stored)}")
+    if problems:
+        try:
+            copy = keep_copy(paths.settings)
+            update_settings(paths.settings, lambda s: s.set(SECTION_KEY, {**_unknown_keys(stored), **asdict(chosen)}))
+        except (OSError, SettingsNotSaved) as exc:  # a full or read-only disk: say it, start all the same
+            notes.append(f"Ember could not use some of its settings ({'; '.join(problems)}); it uses its defaults "
+                         f"for them this time, and left your file as it is ({getattr(exc, 'message', None) or exc}).")
+            return notes
+        notes.append(f"Ember could not use some of its settings ({'; '.join(problems)}); it uses its defaults for "
+                     f"them and keeps your file as {copy.name}.")
+    return notes
 
 
 def load_preferences(paths: EmberPaths) -> Preferences:
@@ -109,9 +158,10 @@ def save_preferences(paths: EmberPaths, **changes) -> Preferences:
     result: list[Preferences] = []
 
     def change(settings) -> None:
-        current = from_dict(settings.get(SECTION_KEY) or {})
+        stored = settings.get(SECTION_KEY, {}, kind=dict)
+        current = from_dict(stored)
         updated = replace(current, **changes).checked()
-        settings.set(SECTION_KEY, asdict(updated))
+        settings.set(SECTION_KEY, {**_unknown_keys(stored), **asdict(updated)})
         result.append(updated)
 
     update_settings(paths.settings, change)

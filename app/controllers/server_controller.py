@@ -47,7 +47,7 @@ class ServerController(QObject):
 
     # --- settings ---------------------------------------------------------------------------------
     def _load(self) -> GatewaySettings:
-        saved = load_settings(self.services.paths.settings).get(SETTINGS_KEY) or {}
+        saved = load_settings(self.services.paths.settings).get(SETTINGS_KEY, {}, kind=dict)
         key = saved.get("api_key")
         port = saved.get("port")
         settings = GatewaySettings(
@@ -66,7 +66,7 @@ class ServerController(QObject):
     @property
     def was_on(self) -> bool:
         """The server was on when Ember last closed (it starts again with the window)."""
-        return bool((load_settings(self.services.paths.settings).get(SETTINGS_KEY) or {}).get("enabled"))
+        return bool(load_settings(self.services.paths.settings).get(SETTINGS_KEY, {}, kind=dict).get("enabled"))
 
     def change(self, *, port: int | None = None, network: bool | None = None, new_key: bool = False) -> None:
         """New settings; a running server restarts on them (requests under way finish first)."""

@@ -158,9 +158,12 @@ class MainWindow(QMainWindow):
         self.recovery_bar = MessageBar("recovery")  # ember.db was damaged at this start: what came back
         outer.addWidget(self.recovery_bar)
         report = getattr(services, "recovery", None)
-        if report is not None:
-            self.recovery_bar.show_message(report.summary(), "Check your chats. Nothing was deleted: the damaged "
-                                           f"file stays in {services.paths.home}.")
+        notes = list(getattr(services, "settings_notes", None) or [])  # a settings file kept aside at this start
+        if report is not None or notes:
+            what = "your chats" if report is not None else "your settings"
+            self.recovery_bar.show_message(" ".join(([report.summary()] if report is not None else []) + notes),
+                                           f"Check {what}. Nothing was deleted: the files set aside stay in "
+                                           f"{services.paths.home}.")
         row = QHBoxLayout()
         row.setContentsMargins(4, 4, 0, 0)
         row.addWidget(self.nav)

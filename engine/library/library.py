@@ -60,7 +60,7 @@ def _is_model_file(path: Path) -> bool:
 
 def model_folders(paths: EmberPaths) -> list[Path]:
     """The folders the user added to the library (kept in settings.json)."""
-    return [Path(p) for p in load_settings(paths.settings).get(FOLDERS_KEY, []) if isinstance(p, str)]
+    return [Path(p) for p in load_settings(paths.settings).get(FOLDERS_KEY, [], kind=list) if isinstance(p, str)]
 
 
 def verified_sha256(path: Path) -> str | None:
@@ -114,7 +114,7 @@ class Library:
             raise InvalidInput(f"{folder} is not a folder.")
 
         def change(settings) -> None:
-            current = [p for p in settings.get(FOLDERS_KEY, []) if isinstance(p, str)]
+            current = [p for p in settings.get(FOLDERS_KEY, [], kind=list) if isinstance(p, str)]
             if str(folder) not in current:
                 settings.set(FOLDERS_KEY, current + [str(folder)])
 
@@ -126,7 +126,7 @@ class Library:
         folder = str(Path(folder))
 
         def change(settings) -> None:
-            current = [p for p in settings.get(FOLDERS_KEY, []) if isinstance(p, str)]
+            current = [p for p in settings.get(FOLDERS_KEY, [], kind=list) if isinstance(p, str)]
             settings.set(FOLDERS_KEY, [p for p in current if p != folder])
 
         update_settings(self.paths.settings, change)

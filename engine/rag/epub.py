@@ -52,12 +52,12 @@ def _chapters(archive, path: Path, package: str) -> list[str]:
     parse_xml(read_member(archive, package, path), path, package, start=start, end=lambda _: None,
               text=lambda _: None)
     folder = posixpath.dirname(package)
-    chapters = []
+    chapters: dict[str, None] = {}  # each chapter once: a spine that lists one 100,000 times is not read so often
     for idref in spine:
         href, media_type = manifest.get(idref, ("", ""))
         if href and media_type in CHAPTER_TYPES:
-            chapters.append(posixpath.normpath(posixpath.join(folder, unquote(href.split("#")[0]))))
-    return chapters
+            chapters.setdefault(posixpath.normpath(posixpath.join(folder, unquote(href.split("#")[0]))))
+    return list(chapters)
 
 
 def load_epub(path: Path) -> ParsedDocument:

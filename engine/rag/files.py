@@ -14,6 +14,10 @@ MAX_TEXT_FILE_BYTES = 32 * MiB
 MAX_PDF_BYTES = 512 * MiB  # scans make PDFs big; the text inside is what the other limits bound
 MAX_ZIP_FILE_BYTES = 256 * MiB  # DOCX and EPUB files
 MAX_TEXT_CHARS = 32_000_000  # the text taken out of one PDF, DOCX or EPUB
+# Paragraphs (sections) of one document: a 2000-page book has some 50,000. A file of millions of
+# one-letter paragraphs ("a\n\n" over and over) would otherwise travel to the app as millions of
+# objects (8 MB of it took 1.6 GB of the app's memory) and then to the embedding model.
+MAX_SECTIONS = 200_000
 
 
 def display_name(path: str | Path) -> str:
@@ -52,3 +56,9 @@ def check_text_total(path: Path, chars: int) -> None:
     if chars > MAX_TEXT_CHARS:
         raise DocumentTooBig(f"{display_name(path)} holds more than {MAX_TEXT_CHARS // 1_000_000} million "
                              "characters of text; Ember reads documents up to that size.", path=str(path))
+
+
+def check_section_count(path: Path, sections: int) -> None:
+    if sections > MAX_SECTIONS:
+        raise DocumentTooBig(f"{display_name(path)} has {sections:,} paragraphs; Ember reads documents of up to "
+                             f"{MAX_SECTIONS:,}.", path=str(path))

@@ -85,10 +85,21 @@ class _TextReader(HTMLParser):
         return self.sections
 
 
+def defused(html: str) -> str:
+    """The page with each "<" after its last ">" written as "&lt;" (the same text once read).
+
+    Such a "<" opens a tag that never closes, and the standard library's HTMLParser (this Python's)
+    tries each one again to the end of the page: quadratic, so 300 KB of "<a \"" would keep the
+    reader busy for hours. With a ">" after it, a broken tag is read in one pass."""
+    last = html.rfind(">")
+    tail = html[last + 1:]
+    return html[:last + 1] + tail.replace("<", "&lt;") if "<" in tail else html
+
+
 def html_sections(html: str, headings: HeadingPath | None = None) -> list[Section]:
     """The visible text of an HTML page as sections; `headings` carries the path across EPUB chapters."""
     reader = _TextReader(headings)
-    reader.feed(html)
+    reader.feed(defused(html))
     return reader.finish()
 
 

@@ -14,7 +14,7 @@ from engine.rag.document import ParsedDocument
 from engine.rag.docx import load_docx
 from engine.rag.epub import load_epub
 from engine.rag.errors import EmptyDocument
-from engine.rag.files import display_name
+from engine.rag.files import check_section_count, display_name
 from engine.rag.formats import document_kind, unsupported
 from engine.rag.html import load_html
 from engine.rag.markdown import load_markdown
@@ -39,6 +39,7 @@ def load_document(path: str | Path) -> ParsedDocument:
     if kind is None:
         raise unsupported(path)
     document = _READERS[kind](path)
+    check_section_count(path, len(document.sections))  # before millions of them travel to the app
     if not any(section.text.strip() for section in document.sections):
         raise EmptyDocument(f"{display_name(path)} holds no text.", path=str(path))
     return document

@@ -15,9 +15,24 @@ from engine.rag.document import HeadingPath, ParsedDocument, Section
 from engine.rag.files import MAX_TEXT_FILE_BYTES, read_bytes
 from engine.rag.text import decode_text, line_sections, split_lines
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_ATX_OPEN = re.compile(r" {0,3}(#{1,6})(?=[ \t]|$)")  # only the opening: the rest is cut by hand (linear)
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _atx_heading(line: str) -> tuple[int, str] | None:
+    """(level, title) of an ATX heading ("## Title ##"), else None.
+
+    Cut by hand, not by one regular expression: a lazy title before an optional closing "#" run
+    backtracks quadratically on a long line of blanks (a 1 MB line would take hours)."""
+    opening = _ATX_OPEN.match(line)
+    if opening is None:
+        return None
+    title = line[opening.end():].strip(" \t")
+    closing = title.rstrip("#")
+    if closing != title and (not closing or closing[-1] in " \t"):  # a closing run after a blank (or alone)
+        title = closing.rstrip(" \t")
+    return len(opening.group(1)), title
 
 
 def markdown_sections(lines: list[str]) -> list[Section]:
@@ -44,11 +59,11 @@ def markdown_sections(lines: list[str]) -> list[Section]:
             flush()
             fence, block_start, block = opening.group(1), number, [line]
             continue
-        if atx := _ATX.match(line):
+        if atx := _atx_heading(line):
             flush()
-            title = (atx.group(2) or "").strip()
+            level, title = atx
             if title:
-                path = headings.enter(len(atx.group(1)), title)
+                path = headings.enter(level, title)
                 sections.append(Section(title, lines=(number, number), heading_path=path))
             continue
         if block and (setext := _SETEXT.match(line)):  # the paragraph above was a heading

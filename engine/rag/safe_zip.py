@@ -19,6 +19,7 @@ MAX_UNPACKED_BYTES = 512 * MiB  # all entries together, as the archive declares 
 MAX_RATIO = 200  # uncompressed / compressed for an entry over RATIO_FROM_BYTES; Word's XML shrinks ~10x
 RATIO_FROM_BYTES = 1 * MiB
 MAX_MEMBER_BYTES = 128 * MiB  # the most Ember unpacks of one entry (document.xml, one EPUB chapter)
+READ_PIECE = 1 * MiB
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # an encrypted Office file (or an old .doc) is OLE, not zip
 
 
@@ -60,10 +61,18 @@ def _check_declared_sizes(archive: zipfile.ZipFile, path: Path) -> None:
 
 
 def read_member(archive: zipfile.ZipFile, name: str, path: Path, limit: int = MAX_MEMBER_BYTES) -> bytes:
-    """One entry's bytes, never more than `limit` whatever the archive claims."""
+    """One entry's bytes, never more than `limit` whatever the archive claims.
+
+    Read a MiB at a time: zipfile inflates as much as it is asked for before it cuts to the size
+    the archive declares, so one big read would unpack `limit` bytes of a part that lies about its size."""
     try:
         with archive.open(name) as member:
-            data = member.read(limit + 1)
+            data = bytearray()
+            while len(data) <= limit:
+                piece = member.read(min(READ_PIECE, limit + 1 - len(data)))
+                if not piece:
+                    break
+                data += piece
     except KeyError as exc:
         raise DamagedDocument(f"{display_name(path)} lacks its part {name!r}.", path=str(path)) from exc
     except RuntimeError as exc:  # zipfile's "encrypted, password required"
@@ -74,4 +83,4 @@ def read_member(archive: zipfile.ZipFile, name: str, path: Path, limit: int = MA
     if len(data) > limit:
         raise ZipBomb(f"{display_name(path)}: its part {name!r} unpacks to more than {limit // MiB} MB.",
                       path=str(path))
-    return data
+    return bytes(data)

@@ -1,8 +1,10 @@
 """Plain text and source code: the encoding detected, binary files refused, paragraphs with their lines.
 
 Decoding goes from the cheap and certain to the guessed: a byte-order mark, then strict UTF-8
-(nearly every file today), then charset-normalizer's guess (cp1252, Shift-JIS, GB18030 ...).
-A NUL byte outside UTF-16/32 means binary data: such a file is refused, not indexed as noise.
+(nearly every file today), UTF-16 without its mark (NUL bytes in every other place, as some Windows
+tools write it), UTF-8 with a few broken bytes (they become U+FFFD instead of turning every accent
+into a wrong letter), then charset-normalizer's guess (cp1252, Shift-JIS, GB18030 ...). A NUL byte
+outside UTF-16/32 means binary data: such a file is refused, not indexed as noise.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def decode_text(data: bytes, path: Path, *, html: bool = False) -> tuple[str, st
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             return _decode(data, encoding, path), encoding.removesuffix("-sig")
+    if (utf16 := _bomless_utf16(data)) is not None:
+        return _decode(data, utf16, path), utf16
     if b"\x00" in data:
         raise NotText(f"{display_name(path)} is not a text file (it holds binary data).", path=str(path))
     try:
@@ -46,10 +50,39 @@ def decode_text(data: bytes, path: Path, *, html: bool = False) -> tuple[str, st
             return _checked(data.decode(declared), path), declared
         except UnicodeDecodeError:
             pass
+    if (mostly := _mostly_utf8(data)) is not None:
+        return _checked(mostly, path), "utf-8"
     guess = _guess(data)
     if guess is None:
         raise NotText(f"{display_name(path)} is not a text file (no text encoding fits its bytes).", path=str(path))
     return _checked(str(guess), path), guess.encoding
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" for UTF-16 without a byte-order mark, judged on the first 4 KiB: an
+    even length, and NUL in nearly all odd (LE) or even (BE) places but in few of the others. Latin,
+    Greek, Cyrillic ... text in UTF-16 looks so; binary data with NULs does not."""
+    sample = data[:4096]
+    if len(data) % 2 or len(sample) < 4:
+        return None
+    pairs = len(sample) // 2
+    even_nul = sample[0::2].count(0) / pairs
+    odd_nul = sample[1::2].count(0) / pairs
+    if odd_nul > 0.7 and even_nul < 0.1:
+        return "utf-16-le"
+    if even_nul > 0.7 and odd_nul < 0.1:
+        return "utf-16-be"
+    return None
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """The text as UTF-8 with its broken bytes as U+FFFD, when most of its non-ASCII characters are
+    valid UTF-8 (a file damaged in a few places, or two files joined); None otherwise (a legacy code
+    page, where nearly every non-ASCII byte is invalid UTF-8)."""
+    text = data.decode("utf-8", errors="replace")
+    broken = text.count("\ufffd")
+    valid = sum(1 for ch in text if ord(ch) > 127) - broken
+    return text if broken and valid >= 2 * broken else None
 
 
 def _guess(data: bytes):

@@ -70,9 +70,8 @@ class Endpoint:
 
 # --- what the user added ---------------------------------------------------------------------------
 def load_endpoints(paths: EmberPaths) -> list[Endpoint]:
-    stored = load_settings(paths.settings).get(SETTINGS_KEY) or []
     endpoints = []
-    for item in stored if isinstance(stored, list) else []:
+    for item in load_settings(paths.settings).get(SETTINGS_KEY, [], kind=list):
         try:
             endpoints.append(Endpoint(str(item["name"]), str(item["url"]), str(item.get("api_key", ""))).checked())
         except (KeyError, TypeError, InvalidInput):
@@ -85,7 +84,7 @@ def save_endpoint(paths: EmberPaths, endpoint: Endpoint) -> Endpoint:
     endpoint = endpoint.checked()
 
     def change(settings) -> None:
-        current = [e for e in (settings.get(SETTINGS_KEY) or []) if isinstance(e, dict) and e.get("name") != endpoint.name]
+        current = [e for e in settings.get(SETTINGS_KEY, [], kind=list) if isinstance(e, dict) and e.get("name") != endpoint.name]
         settings.set(SETTINGS_KEY, current + [asdict(endpoint)])
 
     update_settings(paths.settings, change)
@@ -94,7 +93,7 @@ def save_endpoint(paths: EmberPaths, endpoint: Endpoint) -> Endpoint:
 
 def remove_endpoint(paths: EmberPaths, name: str) -> None:
     def change(settings) -> None:
-        settings.set(SETTINGS_KEY, [e for e in (settings.get(SETTINGS_KEY) or [])
+        settings.set(SETTINGS_KEY, [e for e in settings.get(SETTINGS_KEY, [], kind=list)
                                     if isinstance(e, dict) and e.get("name") != name])
 
     update_settings(paths.settings, change)

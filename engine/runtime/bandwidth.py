@@ -43,9 +43,9 @@ def measure_bandwidth(size_bytes: int = DEFAULT_BYTES, runs: int = 5, threads: i
 
 def memory_bandwidth(paths: EmberPaths, *, refresh: bool = False, measure=measure_bandwidth) -> float:
     """The cached figure (bytes/s), measuring it first when there is none or when asked."""
-    cached = load_settings(paths.settings).get(SETTINGS_KEY)
-    if not refresh and isinstance(cached, dict) and cached.get("bytes_per_s", 0) > 0:
-        return float(cached["bytes_per_s"])
+    figure = load_settings(paths.settings).get(SETTINGS_KEY, {}, kind=dict).get("bytes_per_s")
+    if not refresh and isinstance(figure, (int, float)) and not isinstance(figure, bool) and figure > 0:
+        return float(figure)
     value = float(measure())
     update_settings(paths.settings, lambda s: s.set(SETTINGS_KEY, {"bytes_per_s": value,
                                                                    "measured_at": time.time()}))

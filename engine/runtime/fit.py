@@ -182,8 +182,8 @@ def estimate_fit(hw: HardwareInfo, context_length: int, *, file_size: int | None
 
 def speed_calibration(paths: EmberPaths, backend: str) -> float:
     """The ratio measured / predicted tokens/s seen on this machine for this backend (1.0 before any)."""
-    entry = (load_settings(paths.settings).get(CALIBRATION_KEY) or {}).get(backend) or {}
-    ratio = entry.get("ratio")
+    entry = load_settings(paths.settings).get(CALIBRATION_KEY, {}, kind=dict).get(backend)
+    ratio = entry.get("ratio") if isinstance(entry, dict) else None
     return float(ratio) if isinstance(ratio, (int, float)) and ratio > 0 else 1.0
 
 
@@ -200,10 +200,13 @@ def record_measured_speed(paths: EmberPaths, measured_tps: float, predicted_tps:
     result = {}
 
     def change(settings) -> None:
-        table = dict(settings.get(CALIBRATION_KEY) or {})
-        old = table.get(backend) or {}
-        n = min(int(old.get("samples", 0)), 4)  # the last ~5 measurements count
-        new = (float(old.get("ratio", ratio)) * n + ratio) / (n + 1)
+        table = dict(settings.get(CALIBRATION_KEY, {}, kind=dict))
+        old = table.get(backend)
+        old = old if isinstance(old, dict) else {}  # a hand-edited entry of another type starts afresh
+        samples, old_ratio = old.get("samples", 0), old.get("ratio", ratio)
+        n = min(samples, 4) if isinstance(samples, int) and samples > 0 else 0  # the last ~5 measurements count
+        old_ratio = old_ratio if isinstance(old_ratio, (int, float)) and old_ratio > 0 else ratio
+        new = (float(old_ratio) * n + ratio) / (n + 1)
         table[backend] = {"ratio": new, "samples": n + 1}
         settings.set(CALIBRATION_KEY, table)
         result["ratio"] = new

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine.errors import HomeLocked
+from engine.errors import HomeLocked, HomeNotWritable
 
 
 class HomeLock:
@@ -24,8 +24,12 @@ class HomeLock:
 
     def acquire(self, purpose: str = "Ember") -> HomeLock:
         """Take the lock or raise HomeLocked naming who holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a data folder of another user, a read-only disk
+            raise HomeNotWritable(f"Ember cannot write to its data folder {self.path.parent}: "
+                                  f"{exc.strerror or exc}.") from exc
         if not _try_lock(fd):
             holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another Ember process"
             os.close(fd)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.paths import EmberPaths
-from engine.store.db import connect
+from engine.store.db import MIGRATIONS, SCHEMA_VERSION, connect
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +69,21 @@ def backup_database(paths: EmberPaths, keep: int = KEEP_BACKUPS) -> Path | None:
     folder = backups_folder(paths)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"ember-{time.time_ns()}.db"  # names sort by age
+    partial = target.with_name(target.name + ".partial")  # renamed when whole: a full disk leaves no half backup
     source = sqlite3.connect(paths.db)
     try:
         if source.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             log.warning("not backing up %s: it does not pass quick_check", paths.db)
             return None
-        dest = sqlite3.connect(target)
+        dest = sqlite3.connect(partial)
         try:
             source.backup(dest)
         finally:
             dest.close()
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     finally:
         source.close()
     for old in sorted(folder.glob("ember-*.db"))[:-keep]:
@@ -98,21 +104,52 @@ def check_or_recover(paths: EmberPaths) -> RecoveryReport | None:
 
 
 def _problem(path: Path) -> str | None:
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):  # a folder, a pipe, a link to a device
+        return "it is not a regular file"
+    wal = path.with_name(path.name + "-wal")
+    if status.st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        # SQLite opens an empty file as a new, empty database: the chats would be gone without a word
+        return "it is empty: 0 bytes"
     try:
         conn = sqlite3.connect(path)
         try:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
         return str(exc)
-    return None if result == "ok" else f"quick_check: {result}"
+    if result != "ok":
+        return f"quick_check: {result}"
+    missing = sorted(_tables_of_version(version) - tables)
+    if missing:  # sound as a file, but not Ember's at its version (a table dropped by another tool)
+        return f"its table{'s' if len(missing) > 1 else ''} {', '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing"
+    return None
+
+
+def _tables_of_version(version: int) -> set[str]:
+    """The tables Ember's migrations make up to `version` (none for a new file or a newer Ember's)."""
+    if not 0 < version <= SCHEMA_VERSION:
+        return set()
+    conn = sqlite3.connect(":memory:")
+    try:
+        for migrate in MIGRATIONS[:version]:
+            migrate(conn)
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not row[0].startswith("sqlite_")}
+    finally:
+        conn.close()
 
 
 def recover(paths: EmberPaths, reason: str) -> RecoveryReport:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     damaged = paths.db.with_name(f"{paths.db.name}.damaged-{stamp}")
+    number = 1
+    while damaged.exists():  # a second damaged file within the second: never over an earlier one
+        number += 1
+        damaged = paths.db.with_name(f"{paths.db.name}.damaged-{stamp}-{number}")
     paths.db.replace(damaged)
     for suffix in ("-wal", "-shm"):  # its journal goes with it: it belongs to the damaged file
         side = paths.db.with_name(paths.db.name + suffix)
@@ -168,6 +205,9 @@ def _readable_copy(damaged: Path) -> Path:
 
 def _salvage(damaged: Path, conn: sqlite3.Connection) -> dict[str, int]:
     """Rows of the damaged file that the new database lacks, table by table; {table: rows added}."""
+    if not damaged.is_file():  # a folder (or a device) where ember.db should be: nothing to read
+        log.warning("nothing can be read from %s: it is not a file", damaged)
+        return {}
     copy = _readable_copy(damaged)
     try:
         source = sqlite3.connect(f"{copy.as_uri()}?mode=ro&immutable=1", uri=True)

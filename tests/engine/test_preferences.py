@@ -10,7 +10,7 @@ import os
 import pytest
 
 from engine.config import SCHEMA_VERSION, load_settings, save_settings, update_settings
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, SettingsNotSaved
 from engine.paths import EmberPaths
 from engine.preferences import DEFAULTS, load_preferences, save_preferences
 
@@ -87,7 +87,7 @@ def test_a_crash_while_saving_leaves_the_old_file(paths, monkeypatch):
         raise OSError("the machine went down")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(SettingsNotSaved, match="Could not save Ember's settings: the machine went down"):
         save_settings(paths.settings, load_settings(paths.settings))
     monkeypatch.undo()
     assert paths.settings.read_bytes() == before
