@@ -86,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             loop.measure_plan(JobFolder(Path(args.target)), emit)
         elif args.action == "train":
             job = JobFolder(Path(args.target))
-            if one_trainer(job, stop) is not None:  # held until this process ends
-                loop.train_job(job, emit, stop)
+            lock = one_trainer(job, stop)
+            if lock is not None:
+                with lock:  # released at the end, or by the OS if this process is killed
+                    loop.train_job(job, emit, stop)
         else:
             from engine.finetune.trainer import compare
 
