@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,13 +10,28 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
+SOAK = ROOT / "benchmarks" / "soak.py"
+BENCHMARKS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p != SOAK)
+
+
+def smoke(script: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=280)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "summary:" in result.stdout
+    return result
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("script", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
 def test_benchmark_smoke(script):
-    result = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=280)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "summary:" in result.stdout
+    smoke(script)
+
+
+@pytest.mark.timeout(300)
+def test_soak_smoke_does_each_thing_once_without_errors_or_leftovers():
+    figures = json.loads(smoke(SOAK).stdout.split("summary:", 1)[1])
+    assert set(figures["counts"]) == {"generate", "cancel", "drop", "query", "add_document", "remove_document",
+                                      "reload"}
+    assert figures["errors"] == 0
+    assert figures["children_left"] == 0 and figures["threads_left"] == 0

@@ -7,7 +7,8 @@
 Started through the supervisor (engine/runtime/child.ChildProcess): events are JSON lines on stdout
 (trainer/loop.py lists them), stderr goes to the job's log. When stdin closes (the user pressed
 Stop, or the app went away) training finishes its current step, writes a checkpoint and exits; if
-it has not exited STOP_GRACE_S later (a load that cannot be interrupted), it exits at once.
+it has not exited STOP_GRACE_S later (a load that cannot be interrupted), it exits at once. A job has
+one trainer at a time (a lock file in its folder): a new run waits for one a killed app left finishing.
 A failure ends with one {"type": "error", "kind", "error", "hint"} event (finetune/errors.py).
 """
 
@@ -17,14 +18,18 @@ import argparse
 import os
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
+from engine.errors import HomeLocked
 from engine.finetune.errors import FineTuneError, PlanTooBig
 from engine.finetune.job_folder import JobFolder
 from engine.runtime.child_protocol import emit
+from engine.store.lock import HomeLock
 
 STOP_GRACE_S = 120.0
+TRAINER_LOCK = "trainer.lock"  # in the job's folder, held by the one trainer of the job
 
 
 def watch_stdin(stop: threading.Event) -> None:
@@ -36,9 +41,34 @@ def watch_stdin(stop: threading.Event) -> None:
         except Exception:  # a closed or broken stdin means the same
             pass
         stop.set()
-        threading.Timer(STOP_GRACE_S, lambda: os._exit(0)).start()
+        deadline = threading.Timer(STOP_GRACE_S, lambda: os._exit(0))
+        deadline.daemon = True  # a child that ends sooner must not wait for it at interpreter shutdown
+        deadline.start()
 
     threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+
+
+def one_trainer(job: JobFolder, stop: threading.Event) -> HomeLock | None:
+    """Take the job's lock, or wait for it; None when stopped while waiting.
+
+    A trainer whose app was killed finishes its step and checkpoint on its own; a new run of the same
+    job (the app started again, Resume pressed) waits for it instead of writing the same checkpoints at
+    the same time."""
+    lock = HomeLock(job.path / TRAINER_LOCK)
+    deadline = time.monotonic() + STOP_GRACE_S + 30
+    told = False
+    while True:
+        try:
+            return lock.acquire("an Ember trainer")
+        except HomeLocked as held:
+            if time.monotonic() > deadline:
+                raise FineTuneError(f"The job is still being trained by another process: {held.message}",
+                                    "Wait for that process to end (or end it), then resume the job.") from None
+        if not told:
+            emit({"type": "stage", "message": "Waiting for the previous run of this job to save its checkpoint…"})
+            told = True
+        if stop.wait(0.2):
+            return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "plan":
             loop.measure_plan(JobFolder(Path(args.target)), emit)
         elif args.action == "train":
-            loop.train_job(JobFolder(Path(args.target)), emit, stop)
+            job = JobFolder(Path(args.target))
+            lock = one_trainer(job, stop)
+            if lock is not None:
+                with lock:  # released at the end, or by the OS if this process is killed
+                    loop.train_job(job, emit, stop)
         else:
             from engine.finetune.trainer import compare
 

@@ -128,6 +128,9 @@ class _Download:
 
     def run(self) -> Generator[Progress, None, Path | None]:
         if self.dest.is_file() and not self.part.exists():
+            if self.record.state == "verifying" and self.sidecar.exists():
+                # killed between the rename and saving "done": only a verified part is ever renamed
+                self._save(state="done", error=None)
             size = self.dest.stat().st_size
             yield Progress(size, size, "B", f"{self.name} is already downloaded")
             return self.dest

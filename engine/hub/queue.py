@@ -18,7 +18,8 @@ from engine.hub.sidecar import SIDECAR_SUFFIX, PartRecord, dest_of_sidecar, part
 from engine.jobs import CancelToken, Progress
 from engine.paths import EmberPaths
 
-RESUMABLE = ("queued", "downloading")  # "downloading" with nothing running: the process died mid-way
+# "downloading" or "verifying" with nothing running: the process died mid-way (a verifying part is checked again)
+RESUMABLE = ("queued", "downloading", "verifying")
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,13 @@ def emit(event: dict) -> None:
     """Send one event to the parent: one JSON line on stdout, flushed at once (threads may share stdout)."""
     line = json.dumps(event) + "\n"
     with _emit_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The parent is gone (even by SIGKILL) and nobody reads: drop this and every later event
+            # rather than fail the work a child finishes on its own (a trainer's last step and checkpoint).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def exit_when_parent_goes(code: int = 0) -> threading.Thread:
