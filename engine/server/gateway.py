@@ -21,6 +21,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -112,7 +113,7 @@ class Gateway:
     def start(self) -> None:
         """Bind the port (an OSError says why it cannot, e.g. in use) and serve on a thread."""
         handler = type("Handler", (_Handler,), {"gateway": self})
-        server = ThreadingHTTPServer((self.settings.address, self.settings.port), handler)
+        server = _ClosingServer((self.settings.address, self.settings.port), handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="ember-gateway", daemon=True)
@@ -122,6 +123,7 @@ class Gateway:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_connections()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -368,6 +370,38 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("WWW-Authenticate", "Bearer")
         self.end_headers()
         self.wfile.write(data)
+
+
+class _ClosingServer(ThreadingHTTPServer):
+    """A threading HTTP server that, when stopped, also ends the connections a client keeps open
+    between requests: otherwise their handler threads would wait on them, and answer a request sent
+    after the user switched the server off."""
+
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request, client_address) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            still_open = list(self._open)
+        for connection in still_open:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its handler
 
 
 def _translate_response_format(request: dict) -> bool:

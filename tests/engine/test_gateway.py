@@ -186,3 +186,23 @@ def test_the_queue_takes_turns_between_clients():
     for thread in threads:
         thread.join(10)
     assert served == ["a1", "b1", "a2", "a3"]
+
+
+def test_switching_off_ends_connections_a_client_keeps_open(served):
+    import http.client
+    import threading
+
+    gateway, _registry, _records = served
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    connection.request("GET", "/v1/models", headers={"Authorization": f"Bearer {gateway.settings.api_key}"})
+    assert connection.getresponse().read()  # answered; the connection stays open (keep-alive)
+    handlers = lambda: [t for t in threading.enumerate() if "process_request" in t.name]  # noqa: E731
+    assert handlers()  # a thread waits on that connection for the next request
+    gateway.stop()
+    deadline = time.monotonic() + 10
+    while handlers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not handlers()
+    with pytest.raises((OSError, http.client.HTTPException)):  # switched off: nothing answers any more
+        connection.request("GET", "/v1/models", headers={"Authorization": f"Bearer {gateway.settings.api_key}"})
+        connection.getresponse().read()

@@ -79,7 +79,7 @@ def test_install_desktop_entry_puts_ember_in_the_menu_with_its_full_path(unpacke
     result = subprocess.run([str(unpacked / "install-desktop-entry.sh")], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     entry = tmp_path / "applications" / "ember.desktop"
-    assert f'Exec="{unpacked / "ember"}" %F' in entry.read_text()
+    assert f'Exec="{unpacked / "ember"}"\n' in entry.read_text()
     assert (tmp_path / "icons" / "hicolor" / "scalable" / "apps" / "ember.svg").is_file()
     if shutil.which("desktop-file-validate"):
         checked = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
