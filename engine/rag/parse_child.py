@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import sys
 import threading
 import traceback
@@ -31,7 +30,7 @@ from engine.rag.files import display_name
 from engine.rag.loaders import load_document  # the readers load before "ready": a file's time is its own
 from engine.rag.page_render import render_page
 from engine.rag.rendered_page import DEFAULT_SCALE
-from engine.runtime.child_protocol import emit, read_requests
+from engine.runtime.child_protocol import emit, requests_from_parent
 
 TEST_HOOKS_ENV = "EMBER_PARSE_TEST_HOOKS"  # "1": file names with the words below crash, hang or fill the memory
 
@@ -80,19 +79,10 @@ def _test_hook(path: str) -> None:
 
 
 def main() -> int:
-    requests: queue.Queue = queue.Queue()
-    threading.Thread(target=read_requests, args=(requests,), name="requests", daemon=True).start()
+    requests = requests_from_parent()
     hooks = os.environ.get(TEST_HOOKS_ENV) == "1"
     emit({"type": "ready", "pid": os.getpid()})
-    while True:
-        line = requests.get()
-        try:
-            request = json.loads(line)
-        except ValueError:
-            request = None
-        if not isinstance(request, dict):
-            print(f"not a request: {line[:200]!r}", file=sys.stderr, flush=True)
-            continue
+    for request in requests:
         emit(handle(request, hooks))
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
 import threading
+from collections.abc import Iterator
 
 _emit_lock = threading.Lock()
 
@@ -66,3 +68,20 @@ def read_requests(requests) -> None:
     except OSError:
         pass
     os._exit(0)
+
+
+def requests_from_parent() -> Iterator[dict]:
+    """The parent's requests, one JSON object a line, as they come; a line that is not one is logged to
+    stderr and skipped. The process exits when stdin closes (read_requests)."""
+    requests: queue.Queue = queue.Queue()
+    threading.Thread(target=read_requests, args=(requests,), name="requests", daemon=True).start()
+    while True:
+        line = requests.get()
+        try:
+            request = json.loads(line)
+        except ValueError:
+            request = None
+        if not isinstance(request, dict):
+            print(f"not a request: {line[:200]!r}", file=sys.stderr, flush=True)
+            continue
+        yield request

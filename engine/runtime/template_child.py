@@ -16,15 +16,12 @@ The text travels in a file: the supervisor cuts stdout lines over 256 KiB, and a
 
 from __future__ import annotations
 
-import json
-import queue
 import sys
-import threading
 
 import jinja2
 from jinja2.sandbox import SecurityError
 
-from engine.runtime.child_protocol import emit, read_requests
+from engine.runtime.child_protocol import emit, requests_from_parent
 from engine.runtime.template_env import chat_template_environment
 
 MAX_OUTPUT_CHARS = 16_000_000  # four times the text of a million-token context; a prompt is never longer
@@ -92,19 +89,10 @@ def _failed(answer: dict, kind: str, message: str) -> dict:
 
 
 def main() -> int:
-    requests: queue.Queue = queue.Queue()
-    threading.Thread(target=read_requests, args=(requests,), name="requests", daemon=True).start()
+    requests = requests_from_parent()
     templates = Templates()
     emit({"type": "ready"})
-    while True:
-        line = requests.get()
-        try:
-            request = json.loads(line)
-        except ValueError:
-            request = None
-        if not isinstance(request, dict):
-            print(f"not a request: {line[:200]!r}", file=sys.stderr, flush=True)
-            continue
+    for request in requests:
         emit(handle(request, templates))
 
 
