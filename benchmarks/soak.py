@@ -32,7 +32,7 @@ from engine.chat.conversation import ModelIdentity  # noqa: E402
 from engine.chat.turn import assemble_turn  # noqa: E402
 from engine.errors import EmberError  # noqa: E402
 from engine.gguf.convert_bert import convert_bert  # noqa: E402
-from engine.jobs import CancelToken  # noqa: E402
+from engine.jobs import CancelToken, run_to_end  # noqa: E402
 from engine.paths import EmberPaths, starter_model  # noqa: E402
 from engine.rag.index_job import index_sources  # noqa: E402
 from engine.rag.parser import DocumentParser  # noqa: E402
@@ -52,15 +52,6 @@ PROMPTS = ["Tell me about {t}.", "Write two sentences on {t}.", "What should a v
 WARM_UP_SHARE = 0.1
 MAX_TOKENS = 48
 TURNS_PER_CHAT = 4
-
-
-def drive(events):
-    """Run a slow-work generator to its end; its return value."""
-    while True:
-        try:
-            next(events)
-        except StopIteration as done:
-            return done.value
 
 
 def children() -> list[int]:
@@ -124,7 +115,7 @@ class Soak:
             previous.host.stop()
 
     def reindex(self) -> None:
-        drive(index_sources(self.services.paths.db, self.collection_id, self.services.embedder, self.parser))
+        run_to_end(index_sources(self.services.paths.db, self.collection_id, self.services.embedder, self.parser))
 
     # --- operations -----------------------------------------------------------------------------
     def step(self, kind: str | None = None) -> None:
@@ -176,7 +167,7 @@ class Soak:
     def query(self) -> None:
         settings = ChatDocuments(collection_ids=(self.collection_id,), k=3)
         question = f"When were {self.rng.choice(TOPICS)} studied?"
-        grounding = drive(self.services.retriever.retrieve(settings, question))
+        grounding = run_to_end(self.services.retriever.retrieve(settings, question))
         if not grounding.sources:
             raise AssertionError(f"no source found for {question!r}")
 
@@ -236,7 +227,7 @@ def main() -> int:
         home = Path(tmp) / "home"
         os.environ["EMBER_HOME"] = str(home)
         embedding = Path(tmp) / "all-MiniLM-L6-v2.f16.gguf"
-        drive(convert_bert(minilm_model_dir(), embedding, out_type="f16", name="all-MiniLM-L6-v2"))
+        run_to_end(convert_bert(minilm_model_dir(), embedding, out_type="f16", name="all-MiniLM-L6-v2"))
         print(f"soak: seed {args.seed}, {args.count} operations or {args.seconds:.0f} s, hosts on "
               f"{args.threads} thread(s)", flush=True)
         soak = Soak(home, model, embedding, args.threads, args.seed)

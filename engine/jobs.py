@@ -127,3 +127,12 @@ class TokenEvent:
     @property
     def is_final(self) -> bool:
         return self.stats is not None
+
+
+def run_to_end(generator):
+    """Drive a slow-work generator to its end, dropping what it yields; return what it returns."""
+    while True:
+        try:
+            next(generator)
+        except StopIteration as end:
+            return end.value

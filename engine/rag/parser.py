@@ -19,7 +19,7 @@ from pathlib import Path
 
 from engine.child_command import child_command
 from engine.errors import Cancelled
-from engine.jobs import CancelToken
+from engine.jobs import CancelToken, run_to_end
 from engine.rag.document import ParsedDocument
 from engine.rag.errors import DocumentError, ReaderStopped, error_from_event
 from engine.rag.files import display_name
@@ -144,7 +144,7 @@ class DocumentParser:
         child.start()
         self.starts += 1
         try:
-            ready = _run(child.wait_for("ready", timeout=START_TIMEOUT_S, cancel=cancel))
+            ready = run_to_end(child.wait_for("ready", timeout=START_TIMEOUT_S, cancel=cancel))
         except TimeoutError as exc:
             raise DocumentError(f"Ember's document reader did not start within {START_TIMEOUT_S:g} s.",
                                 "Try again when the computer is less busy.") from exc
@@ -187,10 +187,3 @@ class DocumentParser:
             self._child = None
 
 
-def _run(generator):
-    """Drive a generator to its end, dropping what it yields; what it returns."""
-    while True:
-        try:
-            next(generator)
-        except StopIteration as end:
-            return end.value

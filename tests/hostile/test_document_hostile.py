@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.jobs import run_to_end
 from engine.paths import EmberPaths
 from engine.rag.document import MAX_SECTION_CHARS
 from engine.rag.errors import DocumentError
@@ -334,13 +335,6 @@ def make_repo(ember_home) -> DocumentsRepository:
     return DocumentsRepository(connect(EmberPaths(ember_home).ensure().db))
 
 
-def run(events):
-    while True:
-        try:
-            next(events)
-        except StopIteration as stop:
-            return stop.value
-
 
 def test_a_file_that_vanishes_after_the_scan_or_before_the_read_fails_alone(ember_home, tmp_path, parser,
                                                                              embedding_client):
@@ -358,7 +352,7 @@ def test_a_file_that_vanishes_after_the_scan_or_before_the_read_fails_alone(embe
 
     repo = make_repo(ember_home)
     collection = repo.create_collection("Notes", embedding_model_path="minilm.gguf")
-    report = run(index_collection(repo, collection.id, files, parse, embedding_client.embed,
+    report = run_to_end(index_collection(repo, collection.id, files, parse, embedding_client.embed,
                                   HostTokenCounter(embedding_client)))
     assert report.indexed == 1
     assert report.failed[str(folder / "gone-before-hash.txt")] == "It cannot be read: it vanished or may not be opened."
@@ -477,7 +471,7 @@ def test_the_hostile_corpus_indexes_the_good_files_fails_each_bad_one_with_its_r
     (folder / "good.md").write_text("# Good\n\nA good note about trams.\n")
     repo = make_repo(ember_home)
     collection = repo.create_collection("Corpus", embedding_model_path="minilm.gguf")
-    report = run(index_collection(repo, collection.id, find_files([folder]), parser.parse, embedding_client.embed,
+    report = run_to_end(index_collection(repo, collection.id, find_files([folder]), parser.parse, embedding_client.embed,
                                   HostTokenCounter(embedding_client)))
     failed = {Path(path).name: reason for path, reason in report.failed.items()}
     assert set(failed) == {"locked.pdf", "bomb.pdf", "liar.docx", "external-entity.docx", "parameter-entity.docx",

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import DatabaseError, EmberError
+from engine.jobs import run_to_end
 from engine.paths import EmberPaths
 from engine.store.chats import ChatRepository
 from engine.store.db import connect
@@ -91,11 +92,11 @@ def index_job(paths: EmberPaths, model: str, docs: str) -> dict:
     parser = DocumentParser(log_dir=paths.logs)
     filler = paths.home / "filler"
     try:
-        _drain(embedder.ensure(model))  # the model's process runs before the disk fills
+        run_to_end(embedder.ensure(model))  # the model's process runs before the disk fills
         fill(filler, leave=192 * 1024)
         first = None
         try:
-            _drain(index_sources(paths.db, collection.id, embedder, parser))
+            run_to_end(index_sources(paths.db, collection.id, embedder, parser))
         except EmberError as exc:
             first = exc
         after_full = {d.path: d.status for d in repo.list_documents(collection.id)}
@@ -103,7 +104,7 @@ def index_job(paths: EmberPaths, model: str, docs: str) -> dict:
         half_taken = [d for d in done_when_full if not repo.chunks_of(d)]  # "indexed" must mean chunks stored
         integrity_full = integrity(paths.db)
         filler.unlink()
-        report = _drain(index_sources(paths.db, collection.id, embedder, parser))
+        report = run_to_end(index_sources(paths.db, collection.id, embedder, parser))
         statuses = sorted({d.status for d in repo.list_documents(collection.id)})
         empty = [d.path for d in repo.list_documents(collection.id) if not repo.chunks_of(d.id)]
     finally:
@@ -151,13 +152,6 @@ def exit_job(paths: EmberPaths) -> dict:
             "backup_error": backup_error, "backups_when_full": backups, "first_backup": first_backup.name,
             "second_backup_ok": second_backup is not None and integrity(second_backup) == "ok"}
 
-
-def _drain(events):
-    while True:
-        try:
-            next(events)
-        except StopIteration as stop:
-            return stop.value
 
 
 def main(argv: list[str]) -> int:
