@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.processes import pid_alive
+
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("EMBER_KILL_SEED", "1313"))
 
@@ -52,20 +54,11 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str,
         time.sleep(0.02)
 
 
-def alive(pid: int) -> bool:
-    """Whether a process (any parent) still runs; a zombie counts as gone."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def wait_gone(pid: int, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not alive(pid)
+    return not pid_alive(pid)
 
 
 def read_only(db: Path) -> sqlite3.Connection:
@@ -93,7 +86,7 @@ def processes_of(home: Path) -> set[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if marker in (entry / "environ").read_bytes().split(b"\0") and alive(int(entry.name)):
+            if marker in (entry / "environ").read_bytes().split(b"\0") and pid_alive(int(entry.name)):
                 found.add(int(entry.name))
         except OSError:
             continue

@@ -21,8 +21,9 @@ from engine.finetune.adapter_record import list_adapters
 from engine.finetune.job import FineTuneJob, new_job
 from engine.gguf.reader import read_header
 from engine.paths import EmberPaths
-from tests.kill.killing import alive, kill_points, none_left, sigkill, start, wait_for, wait_gone
+from tests.kill.killing import kill_points, none_left, sigkill, start, wait_for, wait_gone
 from tests.support.finetune_fixtures import TINY_SETTINGS, drain, tiny_dataset
+from tests.support.processes import pid_alive
 
 pytestmark = pytest.mark.timeout(400)
 KILLS = 3
@@ -118,7 +119,7 @@ def test_finetune_killed_at_random_points_resumes_from_its_checkpoints(ember_hom
         time.sleep(pause)  # into the next step, or its checkpoint
         if target == "app":
             sigkill(driver.process)
-        elif alive(trainer):
+        elif pid_alive(trainer):
             os.kill(trainer, signal.SIGKILL)
         driver.finish()
         assert wait_gone(trainer, 60), "the trainer outlived its job's process by a minute"
@@ -144,7 +145,7 @@ def test_finetune_killed_at_random_points_resumes_from_its_checkpoints(ember_hom
         second = Driver(job)
         second.wait_line(lambda line: line.startswith("NOTE Waiting for the previous run"))
         time.sleep(1.0)
-        assert second.last_step() == 0 and alive(orphan)  # it waits: no step while the other one lives
+        assert second.last_step() == 0 and pid_alive(orphan)  # it waits: no step while the other one lives
     finally:
         os.kill(orphan, signal.SIGCONT)
     assert wait_gone(orphan, 60)
