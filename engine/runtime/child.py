@@ -299,6 +299,10 @@ class ChildProcess:
                 return
             if self._timer is not None:
                 self._timer.cancel()
+            if process.poll() is None and self._stdout_closed:
+                # It closed its stdout: it is already on its way out (a crash, a kill from outside).
+                # Let it finish, so that its death is not taken for Ember's stop.
+                self.wait(min(timeout, EXIT_AFTER_STDOUT_S))
             if process.poll() is None:
                 self._stopped = True
                 _close(process.stdin)

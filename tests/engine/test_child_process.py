@@ -214,6 +214,26 @@ def test_a_child_killed_from_outside_is_named_as_killed(spawn):
     assert death.reason.startswith("it was killed (SIGKILL: out of memory")
 
 
+def test_stop_does_not_claim_a_child_that_was_already_dying(spawn):
+    """Its stdout closes a moment before the kernel can reap it: a stop() in that moment must not
+    take the death for Ember's own (the trainer's SIGKILL read as "Ember stopped it")."""
+    child = spawn("""
+        emit({"type": "ready"})
+        os.close(1)  # stdout closes first, as it does while a killed process tears down
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    run_to_end(child.wait_for("ready", timeout=20))
+    deadline = time.monotonic() + 10
+    while not child.finished and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert child.finished and child.alive  # the window: no more output, not yet reaped
+    child.stop(timeout=5)
+    death = child.death()
+    assert death.signal == "SIGKILL" and not death.stopped
+    assert death.reason.startswith("it was killed (SIGKILL")
+
+
 def test_wait_for_ticks_and_cancel_stops_the_child(spawn):
     child = spawn("""
         exit_when_parent_goes()
