@@ -1,9 +1,12 @@
 """Generation speed against the ceiling: llama.cpp's own `llama-bench` (tg, built from the llama.cpp that
 this llama-cpp-python release vendors: benchmarks/llama_bench.py), Ember's full path (host process +
 HTTP stream + client, as the app uses it), the host's OpenAI-compatible route through the official
-`openai` client, and llama-cpp-python in-process; same model, threads and token count, side by side
-in one run, medians of the runs. Also: time to first token on turn 1 vs turn 10 of one conversation
-(KV cache reuse).
+`openai` client, and llama-cpp-python in-process; same model, threads, token count and flash
+attention, side by side in one run, medians of the runs. llama-bench starts at the depth of Ember's
+prompt (its -d), so both read the same number of cached tokens for every new one. A decode-only
+column (llama.cpp's decodes driven from Python, no sampling, no text) splits the gap into what
+driving llama.cpp from Python costs and what Ember's own work costs. Also: time to first token on
+turn 1 vs turn 10 of one conversation (KV cache reuse).
 
     python benchmarks/llama_bench.py --build      # once (minutes): the ceiling
     python benchmarks/generation.py [--model PATH] [--threads 1 2] [--runs 5] [--tokens 128]
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import time
@@ -22,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.paths import starter_model  # noqa: E402
+from engine.runtime.native_loop import Decoder, feed_prompt  # noqa: E402
 from engine.runtime.sampling import Sampling  # noqa: E402
 from engine.runtime.supervisor import HostSettings, RuntimeHost  # noqa: E402
 
@@ -40,6 +45,21 @@ def in_process_rate(llama, tokens: int, seed: int) -> float:
             last = now
             count += 1
     return (count - 1) / (last - first) if count > 1 else 0.0
+
+
+def decode_only_rate(llama, depth: int, tokens: int, seed: int) -> float:
+    """Tokens/s of llama.cpp's one-token decodes alone, driven from Python after `depth` prompt tokens,
+    random tokens as llama-bench feeds: Ember's loop less sampling, text and the stream."""
+    feed_prompt(llama, [llama.token_bos()] + [llama.token_eos()] * (depth - 1))
+    decoder = Decoder(llama)
+    draw = random.Random(seed)
+    try:
+        started = time.perf_counter()
+        for _ in range(tokens):
+            decoder.feed(draw.randrange(llama.n_vocab()))
+        return tokens / (time.perf_counter() - started)
+    finally:
+        decoder.close()
 
 
 def ember_rate(client, tokens: int, seed: int) -> float:
@@ -117,46 +137,22 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--ctx", type=int, default=2048)
-    parser.add_argument("--flash-attn", action="store_true", help="flash attention on, for all of them")
+    parser.add_argument("--no-flash-attn", action="store_true", help="flash attention off, for all of them")
     parser.add_argument("--smoke", action="store_true", help="tiny budget (CI)")
     args = parser.parse_args()
     if args.smoke:
         args.threads, args.runs, args.tokens = [1], 1, 16
+    flash = not args.no_flash_attn
     model = args.model or str(starter_model())
     import llama_bench  # beside this script
-    from llama_cpp import Llama
 
     ceiling = llama_bench.built() is not None
     load_before = os.getloadavg()
     busy_before, own_before, wall_before = busy_seconds(), own_seconds(), time.perf_counter()
-    rows = []
-    for threads in args.threads:
-        llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, flash_attn=args.flash_attn,
-                      verbose=False)
-        host = RuntimeHost(HostSettings(model, context_length=args.ctx, gpu_layers=0, threads=threads,
-                                        flash_attention=args.flash_attn))
-        host.start_blocking()
-        try:
-            client = host.client()
-            in_process_rate(llama, 8, 0), ember_rate(client, 8, 0), openai_rate(host, 8, 0)  # warm them
-            inproc, ember, routed, bench = [], [], [], []
-            for run in range(args.runs):  # interleaved: a busy moment of the machine hits them all alike
-                if ceiling:
-                    bench.append(llama_bench.tg_rate(model, threads, args.tokens, runs=1,
-                                                        flash_attn=args.flash_attn))
-                ember.append(ember_rate(client, args.tokens, 100 + run))
-                routed.append(openai_rate(host, args.tokens, 100 + run))
-                inproc.append(in_process_rate(llama, args.tokens, 100 + run))
-            pairs = [ttft_turns(client, 3 if args.smoke else 10, run) for run in range(args.runs)]
-            turn1 = statistics.median(p[0] for p in pairs)
-            turn10 = statistics.median(p[1] for p in pairs)
-        finally:
-            host.stop()
-            llama.close()
-        rows.append((threads, bench, ember, routed, inproc, turn1, turn10))
+    rows = [measure_threads(model, threads, args, flash, ceiling) for threads in args.threads]
 
     print(f"model: {Path(model).name}   tokens/run: {args.tokens}   runs: {args.runs} (medians)   "
-          f"flash attention: {'on' if args.flash_attn else 'off'}   cores: {os.cpu_count()}")
+          f"flash attention: {'on' if flash else 'off'}   cores: {os.cpu_count()}")
     print("load average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}   after: {:.2f} {:.2f} {:.2f}".format(
         *load_before, *os.getloadavg()))
     busy_after = busy_seconds()
@@ -165,24 +161,72 @@ def main() -> int:
         print(f"other processes kept {max(others, 0.0) / (time.perf_counter() - wall_before):.2f} of "
               f"{os.cpu_count()} cores busy during the run (the fewer, the truer the figures)")
     print("rates: medians of the runs; ratios: medians of each run's rate over llama-bench's in the same round")
-    print(f"{'threads':>7} {'llama-bench':>11} {'ember':>8} {'/bench':>7} {'openai':>8} {'/bench':>7} "
-          f"{'in-proc':>8} {'/bench':>7} {'TTFT t1 ms':>11} {'t10 ms':>8}")
+    print(f"{'threads':>7} {'depth':>5} {'llama-bench':>11} {'decode':>7} {'/bench':>7} {'ember':>7} {'/bench':>7} "
+          f"{'openai':>7} {'/bench':>7} {'in-proc':>7} {'/bench':>7} {'TTFT t1 ms':>10} {'t10 ms':>7}")
     med = statistics.median
-    for threads, b, e, o, i, t1, t10 in rows:
-        print(f"{threads:>7} {med(b) if b else 0:>11.1f} {med(e):>8.1f} {_ratio(e, b)} {med(o):>8.1f} "
-              f"{_ratio(o, b)} {med(i):>8.1f} {_ratio(i, b)} {t1 * 1000:>11.1f} {t10 * 1000:>8.1f}")
-    ttft = max(r[6] / r[5] for r in rows)
+    for threads, depth, r, t1, t10 in rows:
+        b = r.get("bench", [])
+        cells = " ".join(f"{med(r[name]):>7.1f} {_ratio(r[name], b)}" for name in ("decode", "ember", "openai", "inproc"))
+        print(f"{threads:>7} {depth:>5} {med(b) if b else 0:>11.1f} {cells} {t1 * 1000:>10.1f} {t10 * 1000:>7.1f}")
+    ttft = max(r[4] / r[3] for r in rows)
     if ceiling:
-        worst = min(rows, key=lambda r: _paired(r[2], r[1]))
-        worst_route = min(rows, key=lambda r: _paired(r[3], r[1]))
-        print(f"summary: ember/llama-bench {_paired(worst[2], worst[1]):.3f} at worst ({worst[0]} thread(s)); "
-              f"openai route/llama-bench {_paired(worst_route[3], worst_route[1]):.3f} at worst "
+        worst = min(rows, key=lambda r: _paired(r[2]["ember"], r[2]["bench"]))
+        worst_route = min(rows, key=lambda r: _paired(r[2]["openai"], r[2]["bench"]))
+        print(f"summary: ember/llama-bench {_paired(worst[2]['ember'], worst[2]['bench']):.3f} at worst "
+              f"({worst[0]} thread(s)); openai route/llama-bench "
+              f"{_paired(worst_route[2]['openai'], worst_route[2]['bench']):.3f} at worst "
               f"({worst_route[0]} thread(s)); turn-10 TTFT = {ttft:.2f}x turn 1")
     else:
-        worst = min(rows, key=lambda r: _paired(r[2], r[4]))
+        worst = min(rows, key=lambda r: _paired(r[2]["ember"], r[2]["inproc"]))
         print(f"summary: llama-bench not built (benchmarks/llama_bench.py --build); ember/in-process "
-              f"{_paired(worst[2], worst[4]):.3f} at worst; turn-10 TTFT = {ttft:.2f}x turn 1")
+              f"{_paired(worst[2]['ember'], worst[2]['inproc']):.3f} at worst; turn-10 TTFT = {ttft:.2f}x turn 1")
     return 0
+
+
+def measure_threads(model: str, threads: int, args, flash: bool, ceiling: bool):
+    """One row: (threads, depth, {column: rates of the runs}, TTFT turn 1, TTFT turn 10)."""
+    import llama_bench
+    from llama_cpp import Llama
+
+    llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, flash_attn=flash, verbose=False)
+    host = RuntimeHost(HostSettings(model, context_length=args.ctx, gpu_layers=0, threads=threads,
+                                    flash_attention=flash))
+    host.start_blocking()
+    try:
+        client = host.client()
+        depth = prompt_tokens(client)
+        measure = {
+            "bench": lambda run: llama_bench.tg_rate(model, threads, args.tokens, runs=1, flash_attn=flash,
+                                                     depth=depth),
+            "decode": lambda run: decode_only_rate(llama, depth, args.tokens, run),
+            "ember": lambda run: ember_rate(client, args.tokens, 100 + run),
+            "openai": lambda run: openai_rate(host, args.tokens, 100 + run),
+            "inproc": lambda run: in_process_rate(llama, args.tokens, 100 + run),
+        }
+        if not ceiling:
+            del measure["bench"]
+        for name, rate in measure.items():  # warm each of them once
+            if name != "bench":
+                rate(0)
+        rates = {name: [] for name in measure}
+        order = list(measure)
+        for run in range(args.runs):  # interleaved, each first in turn: a busy moment, or caches left
+            for name in order:        # cold by another process, weigh on them all alike
+                rates[name].append(measure[name](run))
+            order = order[1:] + order[:1]
+        pairs = [ttft_turns(client, 3 if args.smoke else 10, run) for run in range(args.runs)]
+    finally:
+        host.stop()
+        llama.close()
+    return (threads, depth, rates, statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs))
+
+
+def prompt_tokens(client) -> int:
+    """How many tokens Ember's rendered prompt has (the depth llama-bench starts at)."""
+    for event in client.stream_chat(PROMPT, Sampling(max_tokens=1, temperature=0.0)):
+        if event.stats:
+            return event.stats.prompt_tokens
+    raise RuntimeError("the host sent no stats")
 
 
 def _paired(rates: list[float], ceilings: list[float]) -> float:

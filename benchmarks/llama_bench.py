@@ -61,15 +61,16 @@ def build(jobs: int = os.cpu_count() or 2) -> Path:
     return binary()
 
 
-def tg_rate(model: str, threads: int, tokens: int = 128, runs: int = 5, flash_attn: bool = False) -> float:
-    """llama-bench's token generation rate (tokens/s, its average over `runs`), no prompt. Flash
-    attention off unless asked, as Ember's model process has it by default (llama-bench's own default
-    is "auto", which turns it on for the CPU)."""
+def tg_rate(model: str, threads: int, tokens: int = 128, runs: int = 5, flash_attn: bool = True,
+            depth: int = 0) -> float:
+    """llama-bench's token generation rate (tokens/s, its average over `runs`). `depth` tokens are in
+    the context before the first one (a prompt's worth: attention reads them for every token). Flash
+    attention on unless asked, as Ember's model process and llama.cpp itself have it by default."""
     path = built()
     if path is None:
         raise FileNotFoundError("llama-bench is not built: run benchmarks/llama_bench.py --build")
     result = subprocess.run([str(path), "-m", model, "-t", str(threads), "-p", "0", "-n", str(tokens),
-                             "-r", str(runs), "-ngl", "0", "-fa", "1" if flash_attn else "0", "-o", "json"],
+                             "-d", str(depth), "-r", str(runs), "-ngl", "0", "-fa", "1" if flash_attn else "0", "-o", "json"],
                             capture_output=True, text=True, check=True)
     rows = json.loads(result.stdout)
     return float(next(r["avg_ts"] for r in rows if r.get("n_gen")))

@@ -42,6 +42,7 @@ from engine.runtime.supervisor import HostSettings, RuntimeHost  # noqa: E402
 from engine.store.chat_documents_repo import ChatDocuments  # noqa: E402
 from engine.store.documents_repo import DocumentsRepository  # noqa: E402
 from tests.support.embedding_fixtures import minilm_model_dir  # noqa: E402
+from tests.support.processes import child_pids  # noqa: E402
 
 # what one operation is, and how often it comes (weights)
 MIX = {"generate": 55, "cancel": 15, "drop": 5, "query": 15, "add_document": 4, "remove_document": 3, "reload": 3}
@@ -56,16 +57,7 @@ TURNS_PER_CHAT = 4
 
 def children() -> list[int]:
     """This process's living child processes (Linux /proc)."""
-    me, found = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == me and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
+    return sorted(child_pids(os.getpid()))
 
 
 def memory() -> tuple[int, int]:

@@ -52,7 +52,7 @@ class HostSettings:
     context_length: int = 4096
     gpu_layers: int | str = "auto"  # "auto": all that fit in free VRAM (0 on a CPU-only machine)
     threads: int | None = None  # None: cores - 1
-    flash_attention: bool = False
+    flash_attention: bool = True  # llama.cpp's own default ("auto" turns it on where the device has it)
     lora_path: str | None = None
     lora_scale: float = 1.0  # the adapter's strength; change it on a running host with HostClient.set_adapter
     chat_format: str | None = None  # None: the GGUF template; or "none" or a built-in format name

@@ -40,9 +40,9 @@ def test_choices_are_saved_used_and_shown_again(qtbot, make_window, ember_home, 
     qtbot.waitUntil(lambda: load_preferences(paths).system_prompt == "Answer like a ship's captain.", timeout=3000)
     page.threads.setValue(1)
     page.gpu_layers.setValue(0)
-    page.flash.setChecked(True)
+    page.flash.setChecked(False)  # on by default
     prefs = load_preferences(paths)
-    assert (prefs.context_length, prefs.threads, prefs.gpu_layers, prefs.flash_attention) == (8192, 1, "0", True)
+    assert (prefs.context_length, prefs.threads, prefs.gpu_layers, prefs.flash_attention) == (8192, 1, "0", False)
 
     session = window.chat.new_session()  # no chat was open: it starts from the choices
     assert (session.context_length, session.system_prompt) == (8192, "Answer like a ship's captain.")

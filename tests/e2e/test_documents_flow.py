@@ -30,8 +30,9 @@ from tests.app.test_documents_page import (
 )
 from tests.e2e.conftest import load_model, rows, set_sampling, type_and_send
 from tests.e2e.test_chat_with_documents import PAGES, citation_point
-from tests.e2e.test_killed_app import ROOT, alive, app_env
+from tests.e2e.test_killed_app import ROOT, app_env
 from tests.engine.test_rag_parse import write_pdf
+from tests.support.processes import child_pids, pid_alive
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
@@ -71,19 +72,6 @@ def test_add_a_folder_then_ask_in_chat_and_open_the_cited_page(qtbot, open_windo
     qtbot.waitUntil(lambda: viewer.rendered is not None, timeout=30000)
     assert viewer.rendered.page == 2 and viewer.rendered.highlights
     viewer.close()
-
-
-def child_pids(pid: int) -> set[int]:
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                children.add(int(entry.name))
-    return children
 
 
 def indexed_count(db: Path) -> int:
@@ -128,9 +116,9 @@ def test_ember_killed_while_indexing_goes_on_at_the_next_start(qtbot, open_windo
             app.wait()
         app.stderr.close()
     deadline = time.monotonic() + 15
-    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(alive(pid) for pid in children), "a child outlived the killed app"
+    assert not any(pid_alive(pid) for pid in children), "a child outlived the killed app"
 
     conn = connect(paths.db)
     try:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import pid_alive
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(240)
 
@@ -31,14 +33,6 @@ def read_reply(db: Path, message_id: int):
         return conn.execute("SELECT status, content FROM messages WHERE id = ?", (message_id,)).fetchone()
     finally:
         conn.close()
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="watches the model process through /proc")
@@ -71,9 +65,9 @@ def test_sigkill_during_a_reply_keeps_it_and_marks_it_interrupted(ember_home):
         driver.stderr.close()
 
     deadline = time.monotonic() + 15
-    while alive(host_pid) and time.monotonic() < deadline:
+    while pid_alive(host_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not alive(host_pid), "the model process outlived the killed app"
+    assert not pid_alive(host_pid), "the model process outlived the killed app"
 
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_a_load_takes_gpu_layers_and_flash_attention_from_the_settings(qtbot, open_window):
     window = open_window()
-    save_preferences(window.services.paths, gpu_layers="0", flash_attention=True)
+    save_preferences(window.services.paths, gpu_layers="0", flash_attention=False)  # both differ from the defaults
     assert window.chat_page.model_bar.gpu_setting() == "auto"
     load_model(qtbot, window, context=512)
     settings = window.services.chat_model.host.settings
-    assert (settings.gpu_layers, settings.flash_attention, settings.context_length) == (0, True, 512)
+    assert (settings.gpu_layers, settings.flash_attention, settings.context_length) == (0, False, 512)

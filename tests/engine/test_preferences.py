@@ -21,7 +21,7 @@ def paths(ember_home) -> EmberPaths:
 
 
 def test_round_trip_and_sections(paths):
-    saved = save_preferences(paths, context_length=8192, gpu_layers="12", threads=1, flash_attention=True,
+    saved = save_preferences(paths, context_length=8192, gpu_layers="12", threads=1, flash_attention=False,
                              theme="dark", font_size=13, system_prompt="Be brief.")
     assert load_preferences(paths) == saved
     assert saved.gpu_layers_value == 12 and saved.threads_value == 1

@@ -1,8 +1,10 @@
-"""PIDs of child processes that session-scoped fixtures own on purpose (not leaks), and a liveness check."""
+"""PIDs of child processes that session-scoped fixtures own on purpose (not leaks), a liveness check, and a
+process's living children (for the tests and benchmarks/soak.py)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 session_children: set[int] = set()
 
@@ -28,3 +30,18 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def child_pids(pid: int) -> set[int]:
+    """The living (not zombie) child processes of `pid` (Linux /proc; empty elsewhere)."""
+    found = set()
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
