@@ -220,7 +220,7 @@ def test_stop_does_not_claim_a_child_that_was_already_dying(spawn):
     child = spawn("""
         emit({"type": "ready"})
         os.close(1)  # stdout closes first, as it does while a killed process tears down
-        time.sleep(0.5)
+        time.sleep(2.0)  # a window wide enough for a busy machine (stop() waits up to 5 s)
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     run_to_end(child.wait_for("ready", timeout=20))
