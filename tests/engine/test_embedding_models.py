@@ -17,13 +17,10 @@ from engine.hub.download import DownloadOptions
 from engine.hub.queue import DownloadQueue
 from engine.hub.sidecar import part_path, sidecar_path
 from engine.jobs import CancelToken
-from engine.library.library import Library
-from engine.paths import EmberPaths
 from engine.rag.embedder import EMBEDDING_CONTEXT, Embedder
 from engine.rag.embedding_models import RECOMMENDED, download, is_embedding_model
 from engine.rag.embedding_prefixes import Prefixes, prefixes_for
 from engine.runtime.registry import HostRegistry
-from engine.store.db import connect
 from tests.support.granite_like_gguf import TRAINED_CONTEXT, write_granite_like_gguf
 from tests.support.hub_fixtures import drain
 
@@ -32,11 +29,6 @@ pytestmark = pytest.mark.timeout(60)
 
 def sha256_of(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def paths(ember_home) -> EmberPaths:
-    return EmberPaths(ember_home).ensure()
 
 
 @pytest.fixture
@@ -50,13 +42,6 @@ def served(hub_server, minilm_gguf):
 @pytest.fixture
 def queue(served, paths) -> DownloadQueue:
     return DownloadQueue(paths, served.url, options=DownloadOptions(stall_timeout_s=1, backoff_s=0.05))
-
-
-@pytest.fixture
-def library(paths):
-    conn = connect(paths.db)
-    yield Library(paths, conn)
-    conn.close()
 
 
 def test_embedding_models_are_told_from_chat_models_by_their_header(minilm_gguf, smollm2_path):

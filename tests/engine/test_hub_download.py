@@ -13,23 +13,11 @@ from engine.hub.download import DownloadOptions, download
 from engine.hub.sidecar import PartRecord, part_path, sidecar_path
 from engine.jobs import CancelToken
 from engine.library.library import Library
-from engine.paths import EmberPaths
 from engine.store.db import connect
-from tests.support.hub_fixtures import SMOL_FILE, SMOL_REPO, closed_port_url, drain
+from tests.support.hub_fixtures import FAST, SMOL_FILE, SMOL_REPO, closed_port_url, drain, fetch
 from tests.support.hub_server import HubFile
 
 pytestmark = pytest.mark.timeout(60)
-FAST = DownloadOptions(stall_timeout_s=1.0, backoff_s=0.05, attempts=3)
-
-
-@pytest.fixture
-def paths(ember_home) -> EmberPaths:
-    return EmberPaths(ember_home).ensure()
-
-
-def fetch(hub, paths, repo=SMOL_REPO, file=SMOL_FILE, **kwargs):
-    kwargs.setdefault("options", FAST)
-    return drain(download(repo, file, paths=paths, endpoint=hub.url, **kwargs))
 
 
 def test_download_verifies_and_the_model_enters_the_library(hub_server, paths, smollm2_path):

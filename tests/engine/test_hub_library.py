@@ -9,20 +9,10 @@ import pytest
 
 from engine.hub.download import download
 from engine.hub.sidecar import part_path, sidecar_path
-from engine.library.library import Library, model_folders
-from engine.paths import EmberPaths
-from engine.store.db import connect
+from engine.library.library import model_folders
 from tests.support.hub_fixtures import SPLIT_PARTS, SPLIT_REPO, drain
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def library(ember_home):
-    paths = EmberPaths(ember_home).ensure()
-    conn = connect(paths.db)
-    yield Library(paths, conn)
-    conn.close()
 
 
 def by_name(entries):

@@ -10,17 +10,11 @@ import pytest
 
 from engine.chat.conversation import Conversation, ModelIdentity
 from engine.library.library import Library
-from engine.paths import EmberPaths
 from engine.store.chats import ChatRepository, Provenance
 from engine.store.db import connect
 from tests.support.hub_fixtures import drain
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def paths(ember_home):
-    return EmberPaths(ember_home).ensure()
 
 
 @pytest.fixture

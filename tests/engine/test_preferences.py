@@ -11,13 +11,7 @@ import pytest
 
 from engine.config import SCHEMA_VERSION, load_settings, save_settings, update_settings
 from engine.errors import InvalidInput, SettingsNotSaved
-from engine.paths import EmberPaths
 from engine.preferences import DEFAULTS, load_preferences, save_preferences
-
-
-@pytest.fixture
-def paths(ember_home) -> EmberPaths:
-    return EmberPaths(ember_home).ensure()
 
 
 def test_round_trip_and_sections(paths):

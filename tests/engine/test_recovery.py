@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from engine.paths import EmberPaths
 from engine.store.chats import ChatRepository
 from engine.store.db import connect
@@ -21,11 +19,6 @@ from engine.store.recovery import backup_database, backups_folder, check_or_reco
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = 4096
-
-
-@pytest.fixture
-def paths(ember_home) -> EmberPaths:
-    return EmberPaths(ember_home).ensure()
 
 
 def write_chats(paths: EmberPaths, first: int, count: int, replies: int = 3) -> None:

@@ -21,25 +21,14 @@ from engine.errors import BadModelFile, EmberError, InvalidInput
 from engine.gguf.adapter import inspect_adapter
 from engine.gguf.inspect import inspect_gguf
 from engine.gguf.reader import read_header
-from engine.library.library import Library
-from engine.paths import EmberPaths
 from engine.runtime.sampling import Sampling
 from engine.runtime.supervisor import HostSettings, RuntimeHost
-from engine.store.db import connect
 from tests.support.gguf_files import write_lora_adapter, write_tiny_model
 from tests.support.hostile_gguf import HOSTILE, copy_with_metadata, tiny_model_bytes
 
 pytestmark = pytest.mark.timeout(120)
 
 READER_PEAK_BYTES = 1_000_000  # Python objects the reader may make for a tiny hostile file (mmap not counted)
-
-
-@pytest.fixture
-def library(ember_home):
-    paths = EmberPaths(ember_home).ensure()
-    conn = connect(paths.db)
-    yield Library(paths, conn)
-    conn.close()
 
 
 def host_settings(path, **more) -> HostSettings:

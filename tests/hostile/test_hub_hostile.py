@@ -16,26 +16,20 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ChecksumMismatch, DownloadFailed, HubError, NotFound, UnsafePath
-from engine.hub.download import DownloadOptions, download
 from engine.hub.files import list_gguf_files
 from engine.hub.sidecar import PartRecord, part_path, sidecar_path
 from engine.library.library import Library
-from engine.paths import EmberPaths
 from engine.store.db import connect
-from tests.support.hub_fixtures import EVIL_PATHS, EVIL_REPO, GATED_REPO, SMOL_FILE, SMOL_REPO, drain
+from tests.support.hub_fixtures import (
+    EVIL_PATHS,
+    EVIL_REPO,
+    GATED_REPO,
+    SMOL_FILE,
+    SMOL_REPO,
+    fetch,
+)
 
 pytestmark = pytest.mark.timeout(60)
-FAST = DownloadOptions(stall_timeout_s=1.0, backoff_s=0.05, attempts=3)
-
-
-@pytest.fixture
-def paths(ember_home) -> EmberPaths:
-    return EmberPaths(ember_home).ensure()
-
-
-def fetch(hub, paths, repo=SMOL_REPO, file=SMOL_FILE, **kwargs):
-    kwargs.setdefault("options", FAST)
-    return drain(download(repo, file, paths=paths, endpoint=hub.url, **kwargs))
 
 
 def library_names(paths) -> list[tuple[str, str]]:

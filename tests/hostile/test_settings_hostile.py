@@ -22,11 +22,6 @@ from engine.runtime.fit import record_measured_speed, speed_calibration
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def paths(ember_home) -> EmberPaths:
-    return EmberPaths(ember_home).ensure()
-
-
 def write(paths: EmberPaths, data) -> bytes:
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
     paths.settings.write_bytes(raw)
@@ -168,21 +163,12 @@ def test_a_newer_versions_file_is_copied_aside_at_start_and_ember_says_so(paths)
 
 
 def test_the_window_opens_with_a_hostile_settings_file_and_says_what_it_did(paths, qtbot):
-    from app.application import open_home
-    from app.views.main_window import MainWindow
+    from tests.support.started import started_window
 
     write(paths, {"schema_version": 2, "preferences": {"app": {"context_length": "lots", "theme": 5},
                                                        "server": "on", "model_folders": 3, "welcome_done": True}})
-    lock, services = open_home(paths)
-    try:
-        window = MainWindow(services)
-        qtbot.addWidget(window)
-        window.show()
+    with started_window(paths, qtbot) as window:
         assert window.recovery_bar.isVisible()
         text = window.recovery_bar.message.text()
         assert "context_length should be a whole number" in text and "theme should be text, not 5" in text
         assert "settings.json.bad" in text
-        window.close()
-    finally:
-        services.close()
-        lock.release()

@@ -41,11 +41,6 @@ pytestmark = pytest.mark.timeout(120)
 PAGE = 4096
 
 
-@pytest.fixture
-def paths(ember_home) -> EmberPaths:
-    return EmberPaths(ember_home).ensure()
-
-
 def write_chats(paths: EmberPaths, titles: list[str]) -> None:
     conn = connect(paths.db)
     repo = ChatRepository(conn)

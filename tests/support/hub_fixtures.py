@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+from engine.hub.download import DownloadOptions, download
 from tests.support.hub_server import HubFile, StandInHub
 
 GB = 10**9
@@ -98,6 +99,15 @@ def drain(generator):
             events.append(next(generator))
         except StopIteration as stop:
             return stop.value, events
+
+
+FAST = DownloadOptions(stall_timeout_s=1.0, backoff_s=0.05, attempts=3)  # a test's stall and retries, in seconds
+
+
+def fetch(hub, paths, repo=SMOL_REPO, file=SMOL_FILE, **kwargs):
+    """Download one file from the stand-in Hub to its end: (the result, the Progress events)."""
+    kwargs.setdefault("options", FAST)
+    return drain(download(repo, file, paths=paths, endpoint=hub.url, **kwargs))
 
 
 def closed_port_url() -> str:
