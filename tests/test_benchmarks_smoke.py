@@ -30,8 +30,9 @@ def test_benchmark_smoke(script):
 
 @pytest.mark.timeout(300)
 def test_soak_smoke_does_each_thing_once_without_errors_or_leftovers():
-    figures = json.loads(smoke(SOAK).stdout.split("summary:", 1)[1])
+    result = smoke(SOAK)
+    figures = json.loads(result.stdout.split("summary:", 1)[1])
     assert set(figures["counts"]) == {"generate", "cancel", "drop", "query", "add_document", "remove_document",
                                       "reload"}
-    assert figures["errors"] == 0
+    assert figures["errors"] == 0, result.stderr[-3000:]  # soak.py prints each error there
     assert figures["children_left"] == 0 and figures["threads_left"] == 0
