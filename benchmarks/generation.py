@@ -2,8 +2,9 @@
 this llama-cpp-python release vendors: benchmarks/llama_bench.py), Ember's full path (host process +
 HTTP stream + client, as the app uses it), the host's OpenAI-compatible route through the official
 `openai` client, and llama-cpp-python in-process; same model, threads, token count and flash
-attention, side by side in one run, medians of the runs. llama-bench starts at the depth of Ember's
-prompt (its -d), so both read the same number of cached tokens for every new one. A decode-only
+attention (off, as Ember's model process runs the CPU: benchmarks/flash_attention.py), side by side
+in one run, medians of the runs. llama-bench starts at the depth of Ember's prompt (its -d), so
+both read the same number of cached tokens for every new one. A decode-only
 column (llama.cpp's decodes driven from Python, no sampling, no text) splits the gap into what
 driving llama.cpp from Python costs and what Ember's own work costs. Also: time to first token on
 turn 1 vs turn 10 of one conversation (KV cache reuse).
@@ -137,22 +138,20 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--ctx", type=int, default=2048)
-    parser.add_argument("--no-flash-attn", action="store_true", help="flash attention off, for all of them")
     parser.add_argument("--smoke", action="store_true", help="tiny budget (CI)")
     args = parser.parse_args()
     if args.smoke:
         args.threads, args.runs, args.tokens = [1], 1, 16
-    flash = not args.no_flash_attn
     model = args.model or str(starter_model())
     import llama_bench  # beside this script
 
     ceiling = llama_bench.built() is not None
     load_before = os.getloadavg()
     busy_before, own_before, wall_before = busy_seconds(), own_seconds(), time.perf_counter()
-    rows = [measure_threads(model, threads, args, flash, ceiling) for threads in args.threads]
+    rows = [measure_threads(model, threads, args, ceiling) for threads in args.threads]
 
     print(f"model: {Path(model).name}   tokens/run: {args.tokens}   runs: {args.runs} (medians)   "
-          f"flash attention: {'on' if flash else 'off'}   cores: {os.cpu_count()}")
+          f"flash attention: off   cores: {os.cpu_count()}")
     print("load average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}   after: {:.2f} {:.2f} {:.2f}".format(
         *load_before, *os.getloadavg()))
     busy_after = busy_seconds()
@@ -183,20 +182,20 @@ def main() -> int:
     return 0
 
 
-def measure_threads(model: str, threads: int, args, flash: bool, ceiling: bool):
+def measure_threads(model: str, threads: int, args, ceiling: bool):
     """One row: (threads, depth, {column: rates of the runs}, TTFT turn 1, TTFT turn 10)."""
     import llama_bench
     from llama_cpp import Llama
 
-    llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, flash_attn=flash, verbose=False)
+    llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
     host = RuntimeHost(HostSettings(model, context_length=args.ctx, gpu_layers=0, threads=threads,
-                                    flash_attention=flash))
+                                    flash_attention=False))
     host.start_blocking()
     try:
         client = host.client()
         depth = prompt_tokens(client)
         measure = {
-            "bench": lambda run: llama_bench.tg_rate(model, threads, args.tokens, runs=1, flash_attn=flash,
+            "bench": lambda run: llama_bench.tg_rate(model, threads, args.tokens, runs=1,
                                                      depth=depth),
             "decode": lambda run: decode_only_rate(llama, depth, args.tokens, run),
             "ember": lambda run: ember_rate(client, args.tokens, 100 + run),

@@ -61,19 +61,26 @@ def build(jobs: int = os.cpu_count() or 2) -> Path:
     return binary()
 
 
-def tg_rate(model: str, threads: int, tokens: int = 128, runs: int = 5, flash_attn: bool = True,
-            depth: int = 0) -> float:
-    """llama-bench's token generation rate (tokens/s, its average over `runs`). `depth` tokens are in
-    the context before the first one (a prompt's worth: attention reads them for every token). Flash
-    attention on unless asked, as Ember's model process and llama.cpp itself have it by default."""
+def rates(model: str, threads: int, *, prompt: int = 0, gen: int = 0, depths: tuple[int, ...] = (0,),
+          runs: int = 5, flash_attn: bool = False) -> dict[int, float]:
+    """llama-bench's tokens/s (its average over `runs`) of a `prompt`-token batch or of `gen` generated
+    tokens, by depth: how many tokens are in the context before the first one."""
     path = built()
     if path is None:
         raise FileNotFoundError("llama-bench is not built: run benchmarks/llama_bench.py --build")
-    result = subprocess.run([str(path), "-m", model, "-t", str(threads), "-p", "0", "-n", str(tokens),
-                             "-d", str(depth), "-r", str(runs), "-ngl", "0", "-fa", "1" if flash_attn else "0", "-o", "json"],
+    result = subprocess.run([str(path), "-m", model, "-t", str(threads), "-p", str(prompt), "-n", str(gen),
+                             "-d", ",".join(map(str, depths)), "-r", str(runs), "-ngl", "0",
+                             "-fa", "1" if flash_attn else "0", "-o", "json"],
                             capture_output=True, text=True, check=True)
-    rows = json.loads(result.stdout)
-    return float(next(r["avg_ts"] for r in rows if r.get("n_gen")))
+    return {int(row["n_depth"]): float(row["avg_ts"]) for row in json.loads(result.stdout)}
+
+
+def tg_rate(model: str, threads: int, tokens: int = 128, runs: int = 5, flash_attn: bool = False,
+            depth: int = 0) -> float:
+    """llama-bench's token generation rate (tokens/s) after `depth` tokens of context (a prompt's
+    worth: attention reads them for every token). Flash attention off unless asked, as Ember's model
+    process runs the CPU (supervisor.flash_attention_used)."""
+    return rates(model, threads, gen=tokens, depths=(depth,), runs=runs, flash_attn=flash_attn)[depth]
 
 
 def main() -> int:

@@ -32,7 +32,7 @@ class Preferences:
     context_length: int = 4096  # a new chat's context, in tokens
     gpu_layers: str = "auto"  # "auto" or a number of layers, as text ("0": the CPU only)
     threads: int = 0  # CPU threads for generation; 0: cores - 1
-    flash_attention: bool = True  # faster on the CPU too (benchmarks/generation.py), and less memory
+    flash_attention: bool = True  # on a GPU (faster, less memory); never on the CPU, where it is slower
     theme: str = "system"  # system / light / dark
     font_size: int = 0  # points; 0: the system's size
     system_prompt: str = ""  # a new chat's system prompt

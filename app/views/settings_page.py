@@ -118,7 +118,7 @@ class SettingsPage(QScrollArea):
         self.threads = named(QSpinBox(), "threadsSpin", "CPU threads")
         self.threads.setRange(0, 256)
         self.threads.setSpecialValueText("auto (cores − 1)")
-        self.flash = named(QCheckBox("Flash attention (faster, less memory; turn off if a model misbehaves)"), "flashAttentionCheck",
+        self.flash = named(QCheckBox("Flash attention on a GPU (faster, less memory; turn off if a model misbehaves)"), "flashAttentionCheck",
                            "Flash attention")
         self.embedding = named(QLineEdit(), "defaultEmbeddingEdit", "Embedding model of new collections")
         self.embedding.setPlaceholderText("the recommended model")

@@ -133,7 +133,7 @@ def build_app(args: argparse.Namespace, token: str):
         llama.chat_format = renderer.kind.split(":", 1)[1]  # /v1/chat uses the same fallback
     info = {
         "model": args.model, "n_ctx": llama.n_ctx(), "gpu_layers": args.gpu_layers, "threads": args.threads,
-        "system_in_user": renderer.system_in_user, "system_notice": renderer.system_notice,
+        "flash_attn": args.flash_attn, "system_in_user": renderer.system_in_user, "system_notice": renderer.system_notice,
         "template": renderer.kind, "template_hash": renderer.template_hash, "notice": renderer.notice,
         **adapter.state(), "pid": os.getpid(), "role": "chat",
     }

@@ -154,6 +154,21 @@ def test_token_is_not_on_the_command_line(shared_host):
     assert shared_host.token not in cmdline
 
 
+def test_flash_attention_stays_off_where_every_layer_runs_on_the_cpu(shared_host):
+    """llama.cpp's CPU flash-attention kernel falls far behind past a short context
+    (benchmarks/flash_attention.py), so the default asks for it but a CPU-only host does not use it."""
+    assert shared_host.settings.flash_attention and shared_host.settings.gpu_layers == 0
+    assert shared_host.info["flash_attn"] is False
+    assert "--flash-attn" not in open(f"/proc/{shared_host.pid}/cmdline", "rb").read().decode()
+
+
+@pytest.mark.parametrize("layers, wanted, used", [(8, True, True), (-1, True, True), (8, False, False),
+                                                   (0, True, False)])
+def test_flash_attention_is_asked_for_where_layers_run_on_a_gpu(smollm2_path, layers, wanted, used):
+    host = RuntimeHost(HostSettings(model_path=str(smollm2_path), gpu_layers=layers, flash_attention=wanted))
+    assert ("--flash-attn" in host._command()) is used
+
+
 def error_after_the_host_gets(sig: signal.Signals, model_path, log_dir) -> HostDied:
     """Start a host, send its process `sig`, and return the error the next request raises."""
     settings = HostSettings(model_path=str(model_path), context_length=512, gpu_layers=0, threads=1)
