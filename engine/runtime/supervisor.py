@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from engine.jobs import CancelToken, Progress
 from engine.runtime.child import ChildProcess, Death, last_meaningful_line
 from engine.runtime.client import HostClient
 from engine.runtime.fit import choose_gpu_layers
-from engine.runtime.hardware import default_threads, probe_hardware
+from engine.runtime.hardware import HardwareInfo, default_threads, probe_hardware
 from engine.runtime.protocol import TEMPLATE_TIMEOUT_EXIT, TOKEN_ENV
 
 # What llama.cpp prints, mapped to what the user is told.
@@ -82,11 +82,13 @@ def resolve_gpu_layers(settings: HostSettings, model_info) -> int:
     return choose_gpu_layers(model_info, probe_hardware(), settings.context_length)
 
 
-def flash_attention_used(wanted: bool, gpu_layers: int) -> bool:
-    """Flash attention only where layers run on a GPU. llama.cpp's CPU kernel is a little faster in
-    the first hundred tokens of a context and then falls far behind the plain one: 13 against 38
-    tokens/s at 2048 tokens of context on one thread here (benchmarks/flash_attention.py)."""
-    return wanted and gpu_layers != 0
+def flash_attention_used(wanted: bool, gpu_layers: int,
+                         hardware: Callable[[], HardwareInfo] = probe_hardware) -> bool:
+    """Flash attention only where layers run on a GPU (some offloaded, and a GPU this llama.cpp build
+    can use). llama.cpp's CPU kernel is a little faster in the first hundred tokens of a context and
+    then falls far behind the plain one: 13 against 38 tokens/s at 2048 tokens of context on one
+    thread here (benchmarks/flash_attention.py)."""
+    return wanted and gpu_layers != 0 and hardware().backend != "CPU"
 
 
 def adapter_state(path: str | Path | None, scale: float) -> tuple[str, float] | None:

@@ -16,8 +16,9 @@ import pytest
 
 from engine.errors import BadModelFile, HostDied
 from engine.jobs import CancelToken
+from engine.runtime.hardware import GpuInfo, HardwareInfo, probe_hardware
 from engine.runtime.sampling import Sampling
-from engine.runtime.supervisor import HostSettings, RuntimeHost
+from engine.runtime.supervisor import HostSettings, RuntimeHost, flash_attention_used
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -162,11 +163,22 @@ def test_flash_attention_stays_off_where_every_layer_runs_on_the_cpu(shared_host
     assert "--flash-attn" not in open(f"/proc/{shared_host.pid}/cmdline", "rb").read().decode()
 
 
+def test_layers_asked_for_a_gpu_this_machine_lacks_run_without_flash_attention(smollm2_path):
+    if probe_hardware().backend != "CPU":
+        pytest.skip("this machine has a GPU llama.cpp can use: the layers would go there")
+    host = RuntimeHost(HostSettings(model_path=str(smollm2_path), gpu_layers=8))
+    assert "--flash-attn" not in host._command()
+
+
+CUDA_MACHINE = HardwareInfo(cpu_cores=8, ram_total=2**35, ram_available=2**34, gpu_offload_supported=True,
+                            gpus=[GpuInfo(name="a CUDA GPU", vram_total=2**34, vram_free=2**33, backend="cuda")])
+
+
 @pytest.mark.parametrize("layers, wanted, used", [(8, True, True), (-1, True, True), (8, False, False),
                                                    (0, True, False)])
-def test_flash_attention_is_asked_for_where_layers_run_on_a_gpu(smollm2_path, layers, wanted, used):
-    host = RuntimeHost(HostSettings(model_path=str(smollm2_path), gpu_layers=layers, flash_attention=wanted))
-    assert ("--flash-attn" in host._command()) is used
+def test_flash_attention_is_used_where_layers_run_on_a_gpu(layers, wanted, used):
+    """A stand-in for a CUDA machine (none here): the choice, not llama.cpp's kernel, is what is tested."""
+    assert flash_attention_used(wanted, layers, lambda: CUDA_MACHINE) is used
 
 
 def error_after_the_host_gets(sig: signal.Signals, model_path, log_dir) -> HostDied:
