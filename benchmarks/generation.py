@@ -195,8 +195,7 @@ def measure_threads(model: str, threads: int, args, ceiling: bool):
         client = host.client()
         depth = prompt_tokens(client)
         measure = {
-            "bench": lambda run: llama_bench.tg_rate(model, threads, args.tokens, runs=1,
-                                                     depth=depth),
+            "bench": lambda run: llama_bench.tg_rate(model, threads, args.tokens, runs=1, depth=depth),
             "decode": lambda run: decode_only_rate(llama, depth, args.tokens, run),
             "ember": lambda run: ember_rate(client, args.tokens, 100 + run),
             "openai": lambda run: openai_rate(host, args.tokens, 100 + run),

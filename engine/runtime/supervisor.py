@@ -9,6 +9,7 @@ TEMPLATE_TIMEOUT_EXIT: the supervisor starts it again with a built-in format and
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -72,14 +73,15 @@ def resolve_threads(threads: int | None) -> int:
     return default_threads()
 
 
-def resolve_gpu_layers(settings: HostSettings, model_info) -> int:
+def resolve_gpu_layers(settings: HostSettings, model_info,
+                       hardware: Callable[[], HardwareInfo] = probe_hardware) -> int:
     if settings.gpu_layers != "auto":
         try:
             layers = int(settings.gpu_layers)
         except ValueError as exc:
             raise InvalidInput(f"GPU layers must be a number or 'auto', not {settings.gpu_layers!r}.") from exc
         return max(-1, layers)
-    return choose_gpu_layers(model_info, probe_hardware(), settings.context_length)
+    return choose_gpu_layers(model_info, hardware(), settings.context_length)
 
 
 def flash_attention_used(wanted: bool, gpu_layers: int,
@@ -186,11 +188,12 @@ class RuntimeHost:
 
     def _command(self) -> list[str]:
         s = self.settings
-        layers = resolve_gpu_layers(s, self.model_info)
+        hardware = functools.cache(probe_hardware)  # probed once, if at all, for both choices
+        layers = resolve_gpu_layers(s, self.model_info, hardware)
         command = child_command("engine.runtime.host_main", "--model", str(s.model_path),
                                 "--host", s.host, "--port", str(s.port), "--ctx", str(s.context_length),
                                 "--gpu-layers", str(layers), "--threads", str(resolve_threads(s.threads)))
-        if flash_attention_used(s.flash_attention, layers):
+        if flash_attention_used(s.flash_attention, layers, hardware):
             command.append("--flash-attn")
         if s.lora_path:
             command += ["--lora", str(s.lora_path), "--lora-scale", repr(float(s.lora_scale))]
