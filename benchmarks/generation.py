@@ -7,7 +7,9 @@ in one run, medians of the runs. llama-bench starts at the depth of Ember's prom
 both read the same number of cached tokens for every new one. A decode-only
 column (llama.cpp's decodes driven from Python, no sampling, no text) splits the gap into what
 driving llama.cpp from Python costs and what Ember's own work costs. Also: time to first token on
-turn 1 vs turn 10 of one conversation (KV cache reuse).
+turn 1 vs turn 10 of one conversation (KV cache reuse), and the CPU that handing a reply on costs
+(the host's HTTP thread and the client, per batch of text): a steadier figure than a speed ratio on a
+busy machine, and on a 2-core one it is taken from llama.cpp's threads.
 
     python benchmarks/llama_bench.py --build      # once (minutes): the ceiling
     python benchmarks/generation.py [--model PATH] [--threads 1 2] [--runs 5] [--tokens 128]
@@ -17,6 +19,7 @@ turn 1 vs turn 10 of one conversation (KV cache reuse).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import statistics
@@ -82,9 +85,7 @@ def openai_rate(host, tokens: int, seed: int) -> float:
     """Decode tokens/s of /v1/chat/completions streamed through the official openai client: the
     reply's completion tokens (its usage) over the first-to-last arrival of text (a chunk carries
     what the loop handed on in one batch, often several tokens)."""
-    import openai
-
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{host.port}/v1", api_key=host.token, max_retries=0)
+    client = _openai_client(host.port, host.token)
     first = last = None
     count = 0
     for chunk in client.chat.completions.create(model="m", messages=PROMPT, stream=True, max_tokens=tokens,
@@ -97,6 +98,14 @@ def openai_rate(host, tokens: int, seed: int) -> float:
             first = first or now
             last = now
     return (count - 1) / (last - first) if count > 1 and last > first else 0.0
+
+
+@functools.cache
+def _openai_client(port: int, token: str):
+    """One client per host, as a program would keep it (making one is not part of a reply's cost)."""
+    import openai
+
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=token, max_retries=0)
 
 
 def busy_seconds() -> float | None:
@@ -113,6 +122,28 @@ def own_seconds() -> float:
     """CPU seconds of this process and of its children that have ended (hosts, llama-bench runs)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def host_loop_seconds(host) -> float | None:
+    """CPU seconds of the model process's main thread, where its HTTP server runs (Linux; None elsewhere):
+    with the client's, the work of handing a reply on, which is per batch of text, not per token."""
+    try:
+        return int(open(f"/proc/{host.pid}/task/{host.pid}/schedstat").read().split()[0]) / 1e9
+    except (OSError, TypeError):
+        return None
+
+
+def with_serving_cpu(host, stream, spent: list[float]):
+    """`stream` (a rate function) that also adds to `spent` the milliseconds of CPU its reply cost the
+    host's HTTP thread and this process (the client)."""
+    def measured(run: int) -> float:
+        loop_before, client_before = host_loop_seconds(host), time.process_time()
+        rate = stream(run)
+        loop_after = host_loop_seconds(host)
+        if loop_before is not None and loop_after is not None:
+            spent.append((loop_after - loop_before + time.process_time() - client_before) * 1000)
+        return rate
+    return measured
 
 
 def ttft_turns(client, turns: int, variant: int = 0) -> tuple[float, float]:
@@ -163,10 +194,14 @@ def main() -> int:
     print(f"{'threads':>7} {'depth':>5} {'llama-bench':>11} {'decode':>7} {'/bench':>7} {'ember':>7} {'/bench':>7} "
           f"{'openai':>7} {'/bench':>7} {'in-proc':>7} {'/bench':>7} {'TTFT t1 ms':>10} {'t10 ms':>7}")
     med = statistics.median
-    for threads, depth, r, t1, t10 in rows:
+    for threads, depth, r, t1, t10, _ in rows:
         b = r.get("bench", [])
         cells = " ".join(f"{med(r[name]):>7.1f} {_ratio(r[name], b)}" for name in ("decode", "ember", "openai", "inproc"))
         print(f"{threads:>7} {depth:>5} {med(b) if b else 0:>11.1f} {cells} {t1 * 1000:>10.1f} {t10 * 1000:>7.1f}")
+    for threads, *_, serving in rows:
+        if all(serving.values()):
+            print(f"CPU to hand a reply on ({threads} thread(s); the host's HTTP thread + the client, per reply, medians): "
+                  f"ember {med(serving['ember']):.1f} ms, openai route {med(serving['openai']):.1f} ms")
     ttft = max(r[4] / r[3] for r in rows)
     if ceiling:
         worst = min(rows, key=lambda r: _paired(r[2]["ember"], r[2]["bench"]))
@@ -194,11 +229,12 @@ def measure_threads(model: str, threads: int, args, ceiling: bool):
     try:
         client = host.client()
         depth = prompt_tokens(client)
+        serving = {"ember": [], "openai": []}
         measure = {
             "bench": lambda run: llama_bench.tg_rate(model, threads, args.tokens, runs=1, depth=depth),
             "decode": lambda run: decode_only_rate(llama, depth, args.tokens, run),
-            "ember": lambda run: ember_rate(client, args.tokens, 100 + run),
-            "openai": lambda run: openai_rate(host, args.tokens, 100 + run),
+            "ember": with_serving_cpu(host, lambda run: ember_rate(client, args.tokens, 100 + run), serving["ember"]),
+            "openai": with_serving_cpu(host, lambda run: openai_rate(host, args.tokens, 100 + run), serving["openai"]),
             "inproc": lambda run: in_process_rate(llama, args.tokens, 100 + run),
         }
         if not ceiling:
@@ -206,6 +242,8 @@ def measure_threads(model: str, threads: int, args, ceiling: bool):
         for name, rate in measure.items():  # warm each of them once
             if name != "bench":
                 rate(0)
+        for spent in serving.values():
+            spent.clear()
         rates = {name: [] for name in measure}
         order = list(measure)
         for run in range(args.runs):  # interleaved, each first in turn: a busy moment, or caches left
@@ -216,7 +254,8 @@ def measure_threads(model: str, threads: int, args, ceiling: bool):
     finally:
         host.stop()
         llama.close()
-    return (threads, depth, rates, statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs))
+    return (threads, depth, rates, statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs),
+            serving)
 
 
 def prompt_tokens(client) -> int:
