@@ -128,7 +128,7 @@ def host_loop_seconds(host) -> float | None:
     """CPU seconds of the model process's main thread, where its HTTP server runs (Linux; None elsewhere):
     with the client's, the work of handing a reply on, which is per batch of text, not per token."""
     try:
-        return int(open(f"/proc/{host.pid}/task/{host.pid}/schedstat").read().split()[0]) / 1e9
+        return int(Path(f"/proc/{host.pid}/task/{host.pid}/schedstat").read_text().split()[0]) / 1e9
     except (OSError, TypeError):
         return None
 
@@ -218,7 +218,8 @@ def main() -> int:
 
 
 def measure_threads(model: str, threads: int, args, ceiling: bool):
-    """One row: (threads, depth, {column: rates of the runs}, TTFT turn 1, TTFT turn 10)."""
+    """One row: (threads, depth, {column: rates of the runs}, TTFT turn 1, TTFT turn 10,
+    {route: CPU ms per reply to hand it on})."""
     import llama_bench
     from llama_cpp import Llama
 
