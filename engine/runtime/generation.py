@@ -21,10 +21,11 @@ import numpy as np
 from engine.runtime.native_loop import PieceReader, SamplerChain, feed_prompt, sample_tokens
 from engine.runtime.sampling import Sampling
 
-# About 30 batches a second: text still flows smoothly to a reader (the Chat page repaints at most
-# every 25 ms, reply_controller.FRAME_MS), and it is half the HTTP, JSON and client work of 60. That
-# work is per batch (an OpenAI client spends close to a millisecond on each chunk), and on a small
-# machine it is taken from llama.cpp's own threads (benchmarks/generation.py prints it).
+# About 30 batches a second: text still flows smoothly to a reader (the Chat page gathers what
+# arrives into frames of its own, app/controllers/reply_controller.FRAME_MS), and it is half the HTTP,
+# JSON and client work of 60. That work is per batch (an OpenAI client spends close to a millisecond
+# on each chunk), and on a small machine it is taken from llama.cpp's own threads
+# (benchmarks/generation.py prints it).
 BATCH_S = 1 / 30
 
 
