@@ -5,8 +5,9 @@ HTTP stream + client, as the app uses it), the host's OpenAI-compatible route th
 attention (off, as Ember's model process runs the CPU: benchmarks/flash_attention.py), side by side
 in one run, medians of the runs. llama-bench starts at the depth of Ember's prompt (its -d), so
 both read the same number of cached tokens for every new one. A decode-only
-column (llama.cpp's decodes driven from Python, no sampling, no text) splits the gap into what
-driving llama.cpp from Python costs and what Ember's own work costs. Also: time to first token on
+column (llama.cpp's decodes driven from Python, no sampling, no text) and a loop column (Ember's
+generation loop in this process: sampling, text and stop strings, no HTTP, no client) split the gap
+into what driving llama.cpp from Python costs, what the loop adds and what handing the text on adds. Also: time to first token on
 turn 1 vs turn 10 of one conversation (KV cache reuse), and the CPU that handing a reply on costs
 (the host's HTTP thread and the client, per batch of text): a steadier figure than a speed ratio on a
 busy machine, and on a 2-core one it is taken from llama.cpp's threads.
@@ -30,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.paths import starter_model  # noqa: E402
+from engine.runtime.generation import run_generation  # noqa: E402
 from engine.runtime.native_loop import Decoder, feed_prompt  # noqa: E402
 from engine.runtime.sampling import Sampling  # noqa: E402
 from engine.runtime.supervisor import HostSettings, RuntimeHost  # noqa: E402
@@ -64,6 +66,15 @@ def decode_only_rate(llama, depth: int, tokens: int, seed: int) -> float:
         return tokens / (time.perf_counter() - started)
     finally:
         decoder.close()
+
+
+def loop_rate(llama, renderer, tokens: int, seed: int) -> float:
+    """Decode tokens/s of Ember's generation loop run here, as the model process runs it, first to last
+    token by the loop's own clock: everything the full path does except the HTTP stream and the client."""
+    done = []
+    body = {"messages": PROMPT, "sampling": Sampling(max_tokens=tokens, temperature=0.7, seed=seed).to_dict()}
+    run_generation(llama, renderer, body, lambda event: done.append(event.get("done")), lambda: False)
+    return done[-1]["tokens_per_s"] or 0.0
 
 
 def ember_rate(client, tokens: int, seed: int) -> float:
@@ -191,12 +202,13 @@ def main() -> int:
         print(f"other processes kept {max(others, 0.0) / (time.perf_counter() - wall_before):.2f} of "
               f"{os.cpu_count()} cores busy during the run (the fewer, the truer the figures)")
     print("rates: medians of the runs; ratios: medians of each run's rate over llama-bench's in the same round")
-    print(f"{'threads':>7} {'depth':>5} {'llama-bench':>11} {'decode':>7} {'/bench':>7} {'ember':>7} {'/bench':>7} "
+    print(f"{'threads':>7} {'depth':>5} {'llama-bench':>11} {'decode':>7} {'/bench':>7} {'loop':>7} {'/bench':>7} "
+          f"{'ember':>7} {'/bench':>7} "
           f"{'openai':>7} {'/bench':>7} {'in-proc':>7} {'/bench':>7} {'TTFT t1 ms':>10} {'t10 ms':>7}")
     med = statistics.median
     for threads, depth, r, t1, t10, _ in rows:
         b = r.get("bench", [])
-        cells = " ".join(f"{med(r[name]):>7.1f} {_ratio(r[name], b)}" for name in ("decode", "ember", "openai", "inproc"))
+        cells = " ".join(f"{med(r[name]):>7.1f} {_ratio(r[name], b)}" for name in ("decode", "loop", "ember", "openai", "inproc"))
         print(f"{threads:>7} {depth:>5} {med(b) if b else 0:>11.1f} {cells} {t1 * 1000:>10.1f} {t10 * 1000:>7.1f}")
     for threads, *_, serving in rows:
         if all(serving.values()):
@@ -223,7 +235,10 @@ def measure_threads(model: str, threads: int, args, ceiling: bool):
     import llama_bench
     from llama_cpp import Llama
 
+    from engine.runtime.templates import choose_renderer
+
     llama = Llama(model, n_ctx=args.ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+    renderer = choose_renderer(llama, None)
     host = RuntimeHost(HostSettings(model, context_length=args.ctx, gpu_layers=0, threads=threads,
                                     flash_attention=False))
     host.start_blocking()
@@ -234,6 +249,7 @@ def measure_threads(model: str, threads: int, args, ceiling: bool):
         measure = {
             "bench": lambda run: llama_bench.tg_rate(model, threads, args.tokens, runs=1, depth=depth),
             "decode": lambda run: decode_only_rate(llama, depth, args.tokens, run),
+            "loop": lambda run: loop_rate(llama, renderer, args.tokens, 100 + run),
             "ember": with_serving_cpu(host, lambda run: ember_rate(client, args.tokens, 100 + run), serving["ember"]),
             "openai": with_serving_cpu(host, lambda run: openai_rate(host, args.tokens, 100 + run), serving["openai"]),
             "inproc": lambda run: in_process_rate(llama, args.tokens, 100 + run),
