@@ -43,7 +43,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # on PYTHONPATH, so `python 
 
 CRASH_SIGNALS = frozenset({"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"})
 MAX_LINE_BYTES = 256 * 1024  # a longer line is cut in pieces instead of growing without bound
-MAX_BUFFERED_EVENTS = 1000  # events nobody reads: the oldest are dropped beyond this
+MAX_BUFFERED_EVENTS = 1000  # beyond this, unread events wait for a reader, or are dropped when there is none
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,9 @@ class ChildProcess:
         self._events_changed = threading.Condition()
         self._stdout_closed = False
         self._dropped_events = 0
+        self._consumers = 0  # callers inside events() or wait_for(): they will read what comes
+        self._read_any = False  # until the first event is read, someone is about to read
+        self._stopping = False
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._log_file = None
         self._log_lock = threading.Lock()
@@ -222,7 +225,12 @@ class ChildProcess:
         """The next event, waiting up to `timeout` seconds; None when none came (see `finished`)."""
         with self._events_changed:
             self._events_changed.wait_for(lambda: self._events or self._stdout_closed, timeout)
-            return self._events.popleft() if self._events else None
+            if not self._events:
+                return None
+            if len(self._events) == self._events.maxlen:
+                self._events_changed.notify_all()  # a reader thread may be waiting for room
+            self._read_any = True
+            return self._events.popleft()
 
     @property
     def finished(self) -> bool:
@@ -233,13 +241,17 @@ class ChildProcess:
     def events(self, cancel: CancelToken | None = None) -> Iterator[dict]:
         """Every event in order until the child's stdout closes. Cancelling stops the child."""
         cancel = cancel or CancelToken()
-        while not self.finished:
-            if cancel.cancelled:
-                self.stop()
-                return
-            event = self.next_event(0.1)
-            if event is not None:
-                yield event
+        self._consumer_came()
+        try:
+            while not self.finished:
+                if cancel.cancelled:
+                    self.stop()
+                    return
+                event = self.next_event(0.1)
+                if event is not None:
+                    yield event
+        finally:
+            self._consumer_left()
 
     def wait_for(self, wanted: str | tuple[str, ...] | Callable[[dict], bool], *, timeout: float | None = None,
                  cancel: CancelToken | None = None, message: str = "Starting…",
@@ -255,6 +267,7 @@ class ChildProcess:
         cancel = cancel or CancelToken()
         remove = cancel.on_cancel(self._wake)
         started = time.monotonic()
+        self._consumer_came()
         try:
             while True:
                 event = self.next_event(tick_s)
@@ -275,7 +288,17 @@ class ChildProcess:
                     raise TimeoutError(f"{self.label} sent no {wanted!r} within {timeout:g} s")
                 yield Progress(elapsed, None, "s", f"{message} {elapsed:.1f} s")
         finally:
+            self._consumer_left()
             remove()
+
+    def _consumer_came(self) -> None:
+        with self._events_changed:
+            self._consumers += 1
+
+    def _consumer_left(self) -> None:
+        with self._events_changed:
+            self._consumers -= 1
+            self._events_changed.notify_all()  # with nobody reading, the reader thread drops again
 
     def _drained(self) -> bool:
         """After an exit: give the stdout reader a moment for the last lines; True if none is left."""
@@ -293,6 +316,9 @@ class ChildProcess:
 
         Each wait is up to `timeout` seconds. Safe to call twice and from any thread.
         """
+        with self._events_changed:  # the stdout reader must not wait for room any more
+            self._stopping = True
+            self._events_changed.notify_all()
         with self._stop_lock:
             process = self.process
             if process is None:
@@ -342,6 +368,11 @@ class ChildProcess:
         if event["type"] == "output":
             self._write_log(f"[stdout] {event['text'][:1000]}\n")
         with self._events_changed:
+            # Someone is reading, or is about to (waiting for "ready", following a trainer): let them
+            # catch up, the child waits on its pipe meanwhile. Nobody is (a host after ready): drop.
+            while (len(self._events) == self._events.maxlen and (self._consumers or not self._read_any)
+                   and not self._stopping):
+                self._events_changed.wait()
             if len(self._events) == self._events.maxlen:
                 self._dropped_events += 1
                 if self._dropped_events == 1:

@@ -106,6 +106,38 @@ def test_a_child_that_floods_stdout_after_ready_never_blocks(spawn):
     assert {"type": "last"} in left and left[-1]["type"] == "output"
 
 
+def test_a_reader_that_falls_behind_loses_nothing(spawn):
+    """Someone follows the events (a trainer's losses) but pauses: the child waits for them, nothing is dropped."""
+    count = MAX_BUFFERED_EVENTS * 3
+    child = spawn(f"""
+        emit({{"type": "ready"}})
+        for n in range({count}):
+            emit({{"type": "tick", "n": n}})
+        emit({{"type": "last"}})
+    """)
+    seen = []
+    for event in child.events():
+        seen.append(event)
+        if len(seen) == 1:
+            time.sleep(1.0)  # meanwhile the child writes far more than the buffer holds
+    assert [e["type"] for e in seen[:1]] == ["ready"] and seen[-1] == {"type": "last"}
+    assert [e["n"] for e in seen[1:-1]] == list(range(count))
+    assert child.wait(10) == 0
+
+
+def test_a_flood_before_anyone_reads_keeps_the_first_event(spawn):
+    """The flood starts before the caller first asks: "ready" still reaches it."""
+    child = spawn(f"""
+        emit({{"type": "ready"}})
+        for n in range({MAX_BUFFERED_EVENTS * 3}):
+            emit({{"type": "tick", "n": n}})
+    """)
+    time.sleep(1.0)  # the caller is late
+    _, ready = run_to_end(child.wait_for("ready", timeout=20))
+    assert ready == {"type": "ready"}
+    assert child.wait(10) == 0  # once nobody reads, the rest is dropped and the child finishes
+
+
 def test_stderr_goes_to_the_log_file_and_its_last_line_explains_the_exit(spawn):
     child = spawn("""
         for n in range(100):
