@@ -4,11 +4,11 @@ HTTP stream + client, as the app uses it), the host's OpenAI-compatible route th
 `openai` client, and llama-cpp-python in-process; same model, threads, token count and flash
 attention (off, as Ember's model process runs the CPU: benchmarks/flash_attention.py), side by side
 in one run, medians of the runs. llama-bench starts at the depth of Ember's prompt (its -d), so
-both read the same number of cached tokens for every new one. A decode-only
-column (llama.cpp's decodes driven from Python, no sampling, no text) and a loop column (Ember's
-generation loop in this process: sampling, text and stop strings, no HTTP, no client) split the gap
-into what driving llama.cpp from Python costs, what the loop adds and what handing the text on adds. Also: time to first token on
-turn 1 vs turn 10 of one conversation (KV cache reuse), and the CPU that handing a reply on costs
+both read the same number of cached tokens for every new one. A decode-only column (llama.cpp's
+decodes driven from Python, no sampling, no text) and a loop column (Ember's generation loop in this
+process: sampling, text and stop strings, no HTTP, no client) split the gap into what driving
+llama.cpp from Python costs, what the loop adds and what handing the text on adds. Also: time to
+first token on turn 1 vs turn 10 of one conversation (KV cache reuse), and the CPU that handing a reply on costs
 (the host's HTTP thread and the client, per batch of text): a steadier figure than a speed ratio on a
 busy machine, and on a 2-core one it is taken from llama.cpp's threads.
 

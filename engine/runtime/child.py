@@ -109,6 +109,10 @@ def last_meaningful_line(text: str) -> str:
 class ChildProcess:
     """One child process and the threads that read it. `start()`, then `wait_for()` / `events()`, then `stop()`.
 
+    Read its events, or stop it: until the first is read, and while a caller is inside `events()` or
+    `wait_for()`, a child that is MAX_BUFFERED_EVENTS ahead waits on its pipe; after that, with
+    nobody reading, the oldest events are dropped and the child never waits.
+
     `env` holds additions to this process's environment: secrets (a token) go there, never in `argv`,
     which every user of the machine can read. `cwd` defaults to the project root so that a stray
     module in the user's folder cannot shadow ours under `python -m`.
