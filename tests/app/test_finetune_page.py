@@ -29,6 +29,38 @@ def idle(page) -> bool:
     return not page.controller.running
 
 
+def page_state(page) -> str:
+    return (f"busy {page.busy.text()!r}, running {page.controller.running}, "
+            f"plan button {'on' if page.plan_button.isEnabled() else 'off'}")
+
+
+def answer_to(qtbot, page, signal, button, timeout: int) -> tuple:
+    """Click `button` and wait for `signal`'s arguments. An error from the controller fails at once,
+    with its message, instead of after the whole timeout; a timeout says what the page was doing."""
+    answers, errors = [], []
+    signal.connect(lambda *args: answers.append(args))
+    page.controller.error.connect(errors.append)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    try:
+        qtbot.waitUntil(lambda: bool(answers or errors), timeout=timeout)
+    except qtbot.TimeoutError:
+        raise AssertionError(f"no answer within {timeout} ms ({page_state(page)})") from None
+    assert not errors, f"the page reported: {errors[0].message} {errors[0].hint or ''}"
+    return answers[0]
+
+
+def refusal_to(qtbot, page, button, timeout: int):
+    """Click `button` and wait for the controller's error; a timeout says what the page was doing."""
+    errors = []
+    page.controller.error.connect(errors.append)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    try:
+        qtbot.waitUntil(lambda: bool(errors), timeout=timeout)
+    except qtbot.TimeoutError:
+        raise AssertionError(f"no refusal within {timeout} ms ({page_state(page)})") from None
+    return errors[0]
+
+
 def test_read_review_plan_train_stop_resume_and_get_a_tested_adapter(qtbot, make_window, ember_home, tmp_path,
                                                                      finetune_session):
     share_dense_copy(ember_home, finetune_session)  # the dense PyTorch copy of SmolLM2, made once per session
@@ -60,9 +92,7 @@ def test_read_review_plan_train_stop_resume_and_get_a_tested_adapter(qtbot, make
     page.batch.setValue(2)
     page.seq_len.setValue(96)
     page.name.setText("velkaran")
-    with qtbot.waitSignal(page.controller.plan_ready, timeout=240000) as planned:
-        qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
-    plan = planned.args[0]
+    plan, = answer_to(qtbot, page, page.controller.plan_ready, page.plan_button, 240000)
     assert plan.total_steps == 8 and plan.step_s is not None
     text = page.plan_text.toPlainText()
     assert "Backend: LoRA" in text or "Backend:" in text
@@ -82,10 +112,9 @@ def test_read_review_plan_train_stop_resume_and_get_a_tested_adapter(qtbot, make
 
     qtbot.waitUntil(lambda: idle(page), timeout=10000)
     steps.clear()
-    with qtbot.waitSignal(page.controller.tested, timeout=400000) as tested:
-        qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)  # goes on, then export and self-test
+    # goes on, then export and self-test
+    adapter, report = answer_to(qtbot, page, page.controller.tested, page.train_button, 400000)
     assert steps and min(steps) == at + 1  # resumed after the checkpoint, not from step 1
-    adapter, report = tested.args
     assert adapter.gguf.is_file() and report.checks
     assert page.checks.rowCount() == len(report.checks) and page.chat_button.isEnabled()
     assert page.tabs.currentIndex() == 3 and str(adapter.gguf) in page.adapter_text.text()
@@ -94,9 +123,7 @@ def test_read_review_plan_train_stop_resume_and_get_a_tested_adapter(qtbot, make
 
     page.tabs.setCurrentIndex(4)  # Evaluate: the same questions of base and adapter, side by side
     page.evaluation.general.setChecked(False)
-    with qtbot.waitSignal(page.controller.evaluated, timeout=240000) as evaluated:
-        qtbot.mouseClick(page.evaluation.run_button, Qt.MouseButton.LeftButton)
-    result = evaluated.args[0]
+    result, = answer_to(qtbot, page, page.controller.evaluated, page.evaluation.run_button, 240000)
     assert set(result.not_run) == {"base + documents", "adapter + documents"}  # no collection chosen
     assert page.evaluation.table.rowCount() == len(result.rows) > 0
     header = page.evaluation.table.horizontalHeaderItem(4).text()
@@ -155,6 +182,5 @@ def test_refusals_before_training_are_said_with_what_to_change(qtbot, window, tm
     qtbot.waitUntil(lambda: idle(page), timeout=10000)
 
     page.seq_len.setValue(32768)  # longer than SmolLM2's context
-    with qtbot.waitSignal(page.controller.error, timeout=60000) as refused:
-        qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
-    assert "8192" in refused.args[0].message or "8192" in (refused.args[0].hint or "")
+    refusal = refusal_to(qtbot, page, page.plan_button, 60000)
+    assert "8192" in refusal.message or "8192" in (refusal.hint or "")
