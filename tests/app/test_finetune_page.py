@@ -35,11 +35,11 @@ def page_state(page) -> str:
 
 
 def answer_to(qtbot, page, signal, button, timeout: int) -> tuple:
-    """Click `button` and wait for `signal`'s arguments. An error from the controller fails at once,
+    """Click `button` and wait for `signal`'s arguments. An error the page shows instead fails at once,
     with its message, instead of after the whole timeout; a timeout says what the page was doing."""
     answers, errors = [], []
     signal.connect(lambda *args: answers.append(args))
-    page.controller.error.connect(errors.append)
+    page.error_shown.connect(errors.append)  # the controller's errors, and the page's own refusals
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     try:
         qtbot.waitUntil(lambda: bool(answers or errors), timeout=timeout)
@@ -50,9 +50,9 @@ def answer_to(qtbot, page, signal, button, timeout: int) -> tuple:
 
 
 def refusal_to(qtbot, page, button, timeout: int):
-    """Click `button` and wait for the controller's error; a timeout says what the page was doing."""
+    """Click `button` and wait for the error the page shows; a timeout says what the page was doing."""
     errors = []
-    page.controller.error.connect(errors.append)
+    page.error_shown.connect(errors.append)  # the controller's errors, and the page's own refusals
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     try:
         qtbot.waitUntil(lambda: bool(errors), timeout=timeout)
