@@ -92,7 +92,10 @@ class FinetuneController(QObject):
 
     @property
     def running(self) -> bool:
-        return self._worker is not None and not self._worker.done.is_set()
+        """True until the UI thread has heard the step finish, which is also when the page gives its
+        buttons back. (The worker's own `done` is set a moment earlier, on its thread: a step
+        started in between found the buttons still off and its click did nothing.)"""
+        return self._worker is not None
 
     # --- running one step at a time -----------------------------------------------------------------
     def _run(self, what: str, fn, *args, on_result=None, long: bool = False, **kwargs) -> Worker | None:

@@ -184,3 +184,19 @@ def test_refusals_before_training_are_said_with_what_to_change(qtbot, window, tm
     page.seq_len.setValue(32768)  # longer than SmolLM2's context
     refusal = refusal_to(qtbot, page, page.plan_button, 60000)
     assert "8192" in refusal.message or "8192" in (refusal.hint or "")
+
+
+def test_a_step_counts_as_running_until_the_page_has_its_buttons_back(qtbot, window, tmp_path):
+    """The worker's thread ends a moment before the UI thread hears of it. In that moment the step
+    must still count as running, or a click lands on buttons that are still off and does nothing."""
+    page = open_finetune(qtbot, window)
+    note = tmp_path / "note.md"
+    note.write_text("The Velkaran Bridge was built in 1887 by the engineer Ada Morrow.", encoding="utf-8")
+    page.data.add_paths([str(note)])
+    qtbot.mouseClick(page.data.read_button, Qt.MouseButton.LeftButton)
+    worker = page.controller._worker
+    assert worker is not None and not page.data.read_button.isEnabled()
+    assert worker.done.wait(60)  # its thread is done; the UI thread has not run its signals yet
+    assert page.controller.running and not page.data.read_button.isEnabled()
+    qtbot.waitUntil(lambda: idle(page), timeout=20000)
+    assert page.data.read_button.isEnabled() and page.data.passages  # the buttons are back, the text read
