@@ -68,7 +68,13 @@ def feed_prompt(llama, tokens: Sequence[int], should_stop: Callable[[], bool] | 
     """Evaluate the prompt, reusing the longest prefix already in the KV cache (as Llama.generate does);
     returns how many prompt tokens came from the cache, or None when `should_stop` said so between two
     of llama.cpp's batches. The last prompt token is always evaluated, so its logits are fresh for the
-    first sample."""
+    first sample.
+
+    That last token is evaluated on its own, after the rest: a token's logits differ in the last bits
+    between a many-token batch and a one-token one (llama.cpp picks other kernels), and a warm cache,
+    as at a regenerate, always ends with a one-token evaluation. So the same conversation and seed give
+    the same reply whether the prompt came from the cache or not (a greedy near-tie flipped otherwise),
+    at the cost of one extra one-token decode when the prompt is not cached."""
     tokens = list(tokens)
     reuse = 0
     if llama.n_tokens > 0:
@@ -84,10 +90,12 @@ def feed_prompt(llama, tokens: Sequence[int], should_stop: Callable[[], bool] | 
     if reuse == 0:
         llama.reset()
     rest = tokens[reuse:]
-    for first in range(0, len(rest), llama.n_batch):
+    head = rest[:-1]
+    batches = [head[first:first + llama.n_batch] for first in range(0, len(head), llama.n_batch)]
+    for batch in [*batches, rest[-1:]]:
         if should_stop is not None and should_stop():
             return None
-        llama.eval(rest[first:first + llama.n_batch])
+        llama.eval(batch)
     return reuse
 
 

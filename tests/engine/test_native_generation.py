@@ -104,6 +104,34 @@ def test_a_seed_reproduces_and_another_seed_differs(model):
     assert first != other
 
 
+def last_logits(llama):
+    import llama_cpp
+    import numpy as np
+
+    pointer = llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1)
+    return np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),)).copy()
+
+
+def test_a_prompt_read_from_the_cache_gives_the_same_logits_and_replies_as_one_read_afresh(model):
+    """A regenerate reads the prompt from the KV cache and evaluates only its last token: the first sample
+    must see the very logits the first reply saw, so a greedy reply and a seeded one come back the same
+    (read in one many-token batch, this prompt's logits differed in the last bits, and greedy picked
+    another first word)."""
+    llama, renderer = model
+    colours = [{"role": "user", "content": "Name three colours."}]
+    tokens = generation.render_prompt(llama, renderer, colours)[1]
+    llama.reset()
+    assert feed_prompt(llama, tokens) == 0
+    afresh = last_logits(llama)
+    assert feed_prompt(llama, tokens) == len(tokens) - 1  # from the cache, the last token read again
+    assert (last_logits(llama) == afresh).all()
+    for sampling in ({"temperature": 0.0, "repeat_penalty": 1.1}, {"temperature": 0.8, "seed": 4}):
+        first, stats = generate(model, colours, max_tokens=24, **sampling)
+        again, warm = generate(model, colours, fresh=False, max_tokens=24, **sampling)
+        assert (stats["cached_tokens"], warm["cached_tokens"]) == (0, len(tokens) - 1)
+        assert text_of(again) == text_of(first)
+
+
 def test_the_second_turn_evaluates_only_its_new_tokens(model):
     llama, renderer = model
     llama.reset()
