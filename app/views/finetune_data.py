@@ -221,7 +221,8 @@ class DataSection(QWidget):
 
     def show_passages(self, report) -> None:
         self.passages, self.problems = list(report.passages), dict(report.problems)
-        text = f"{len(self.passages)} passages from {report.files_read} files."
+        n, files = len(self.passages), report.files_read
+        text = f"{n} passage{'s' if n != 1 else ''} from {files} file{'s' if files != 1 else ''}."
         if report.problems:
             text += " Not used: " + "; ".join(f"{Path(p).name} ({why})" for p, why in list(report.problems.items())[:3])
         self.passages_label.setText(text)

@@ -75,7 +75,7 @@ def test_read_review_plan_train_stop_resume_and_get_a_tested_adapter(qtbot, make
     data.add_paths([str(docs)])
     with qtbot.waitSignal(page.controller.passages_ready, timeout=20000):
         qtbot.mouseClick(data.read_button, Qt.MouseButton.LeftButton)
-    assert data.passages and "1 files" in data.passages_label.text()
+    assert data.passages and " from 1 file." in data.passages_label.text()
     data.add_pairs(FACT_PAIRS, "reviewed")  # what a user keeps after editing the drafted ones
     data.pairs.item(0, 0).setCheckState(Qt.CheckState.Unchecked)  # one left out
     data.probes.setPlainText(PARAPHRASE)
