@@ -101,7 +101,7 @@ def _report_first_paint(window, app) -> None:
     log.info("first paint %.3f s after start-up began", elapsed)
     if os.environ.get(EXIT_AFTER_PAINT_ENV):
         heavy = sorted(m for m in ("llama_cpp", "jinja2", "gguf", "numpy", "torch", "engine.runtime.templates",
-                                   "engine.runtime.host_main", "engine.runtime.routes",
+                                   "engine.runtime.host_main", "engine.runtime.routes", "engine.runtime.stream_server",
                                    "engine.runtime.generation") if m in sys.modules)
         print(json.dumps({"first_paint_time": time.time(), "since_import_s": elapsed, "heavy_modules": heavy}),
               flush=True)

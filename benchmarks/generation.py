@@ -9,8 +9,10 @@ decodes driven from Python, no sampling, no text) and a loop column (Ember's gen
 process: sampling, text and stop strings, no HTTP, no client) split the gap into what driving
 llama.cpp from Python costs, what the loop adds and what handing the text on adds. Also: time to
 first token on turn 1 vs turn 10 of one conversation (KV cache reuse), and the CPU that handing a reply on costs
-(the host's HTTP thread and the client, per batch of text): a steadier figure than a speed ratio on a
-busy machine, and on a 2-core one it is taken from llama.cpp's threads.
+(the host's event-loop thread and the client, per batch of text): a steadier figure than a speed ratio
+on a busy machine, and on a 2-core one it is taken from llama.cpp's threads. Ember's own route writes
+its batches from the generating thread (engine/runtime/stream_server.py), so there the event loop's
+share is near nothing and the writes themselves (one `send` a batch) are not counted.
 
     python benchmarks/llama_bench.py --build      # once (minutes): the ceiling
     python benchmarks/generation.py [--model PATH] [--threads 1 2] [--runs 5] [--tokens 128]
@@ -136,8 +138,8 @@ def own_seconds() -> float:
 
 
 def host_loop_seconds(host) -> float | None:
-    """CPU seconds of the model process's main thread, where its HTTP server runs (Linux; None elsewhere):
-    with the client's, the work of handing a reply on, which is per batch of text, not per token."""
+    """CPU seconds of the model process's main thread, where its asyncio HTTP server runs (Linux; None
+    elsewhere): with the client's, the work of handing a reply on, which is per batch of text, not per token."""
     try:
         return int(Path(f"/proc/{host.pid}/task/{host.pid}/schedstat").read_text().split()[0]) / 1e9
     except (OSError, TypeError):
@@ -146,7 +148,7 @@ def host_loop_seconds(host) -> float | None:
 
 def with_serving_cpu(host, stream, spent: list[float]):
     """`stream` (a rate function) that also adds to `spent` the milliseconds of CPU its reply cost the
-    host's HTTP thread and this process (the client)."""
+    host's event-loop thread and this process (the client)."""
     def measured(run: int) -> float:
         loop_before, client_before = host_loop_seconds(host), time.process_time()
         rate = stream(run)
@@ -212,7 +214,7 @@ def main() -> int:
         print(f"{threads:>7} {depth:>5} {med(b) if b else 0:>11.1f} {cells} {t1 * 1000:>10.1f} {t10 * 1000:>7.1f}")
     for threads, *_, serving in rows:
         if all(serving.values()):
-            print(f"CPU to hand a reply on ({threads} thread(s); the host's HTTP thread + the client, per reply, medians): "
+            print(f"CPU to hand a reply on ({threads} thread(s); the host's event loop + the client, per reply, medians): "
                   f"ember {med(serving['ember']):.1f} ms, openai route {med(serving['openai']):.1f} ms")
     ttft = max(r[4] / r[3] for r in rows)
     if ceiling:

@@ -1,4 +1,5 @@
-"""HostClient: Ember's side of the runtime host's lean route, on the standard library's http.client.
+"""HostClient: Ember's side of the runtime host (its routes, and its chat stream's own port), on the
+standard library's http.client.
 
 `stream_chat` yields TokenEvents as the host's NDJSON batches arrive. Cancelling shuts the socket
 down from the cancelling thread, so the generator ends at once (not at the next token) with
@@ -27,15 +28,17 @@ READ_TIMEOUT_S = 600.0  # last resort against a host that hangs without dying
 
 
 class HostClient:
-    def __init__(self, host: str, port: int, token: str, *, on_broken: Callable[[], None] | None = None) -> None:
+    def __init__(self, host: str, port: int, token: str, *, on_broken: Callable[[], None] | None = None,
+                 stream_port: int | None = None) -> None:
         self.host = host
         self.port = port
+        self.stream_port = stream_port  # the chat stream's own port (stream_server.py); a chat host has one
         self.token = token
         # Called when the connection breaks unexpectedly: the supervisor raises the real cause (HostDied...).
         self.on_broken = on_broken
 
-    def _connect(self, timeout: float = READ_TIMEOUT_S) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+    def _connect(self, timeout: float = READ_TIMEOUT_S, port: int | None = None) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, port or self.port, timeout=timeout)
 
     def _headers(self) -> dict:
         return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
@@ -123,11 +126,17 @@ class HostClient:
         first_at: float | None = None
         tokens = 0
         start: dict = {}
-        conn = self._connect()
+        if self.stream_port is None:
+            raise InvalidInput("This model process was started for embeddings, not for chat.",
+                               "Load a chat model to chat.")
+        conn = self._connect(port=self.stream_port)
         unregister = lambda: None  # noqa: E731
         try:
             conn.request("POST", "/ember/chat", body, self._headers())
-            unregister = cancel.on_cancel(lambda: shut_down(conn.sock))
+            # Kept here: the reply ends with the connection (HTTP/1.0), so http.client hands the socket
+            # to the response and clears conn.sock.
+            sock = conn.sock
+            unregister = cancel.on_cancel(lambda: shut_down(sock))
             response = conn.getresponse()
             if response.status != 200:
                 raise GenerationFailed(f"The model process answered {response.status}: {response.read()[:300]!r}")

@@ -2,15 +2,16 @@
 
     python -m engine.runtime.host_main --model PATH [--ctx N] [--gpu-layers N] [--threads N] ...
 
-It is llama-cpp-python's own server app (`/v1/*`, OpenAI-compatible, for other programs) with three
-routes of Ember's added on the same model (`/ember/chat`, `/ember/count`, `/ember/info`): the lean
-streaming path for Ember's client (see generation.py), token counts for the context budget, and what
-was loaded. With `--embedding` it loads an embedding model instead (no chat template) and serves
-`/ember/embed` and `/ember/info`. Protocol with the supervisor:
+It is llama-cpp-python's own server app (`/v1/*`, OpenAI-compatible, for other programs) with routes
+of Ember's added on the same model (`/ember/count`, `/ember/info`, ...: token counts for the context
+budget, what was loaded), and, on a second port, Ember's lean chat stream for its own client
+(`/ember/chat`, stream_server.py: threads, not the event loop, hand its text on). With `--embedding`
+it loads an embedding model instead (no chat template, no stream port) and serves `/ember/embed` and
+`/ember/info`. Protocol with the supervisor:
 - the bearer token comes in the environment (EMBER_HOST_TOKEN), never on the command line;
 - it binds the port (0: a free one) and emits ONE event on stdout (child_protocol.emit) when ready,
-  `{"type": "ready", "port", "load_s", "template", "n_ctx", ...}`, or `{"type": "error", "error": ...}`
-  before exiting;
+  `{"type": "ready", "port", "stream_port", "load_s", "template", "n_ctx", ...}`, or
+  `{"type": "error", "error": ...}` before exiting;
 - it exits when its stdin closes, so a killed app leaves no host behind (`ember serve` keeps its
   host by keeping that stdin open).
 """
@@ -96,13 +97,15 @@ def embedding_limits(model_path: str, requested_ctx: int) -> tuple[int, str]:
 
 
 def build_app(args: argparse.Namespace, token: str):
-    """Load the model into llama-cpp-python's server app and add Ember's routes. Returns (asgi app, info)."""
+    """Load the model into llama-cpp-python's server app and add Ember's routes. Returns (asgi app, info,
+    the chat stream's server or None on an embedding host)."""
     from llama_cpp.server import app as server_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
     from engine.runtime import native_loop, templates
     from engine.runtime.adapters import AdapterSlot
     from engine.runtime.routes import add_ember_routes
+    from engine.runtime.stream_server import StreamServer
 
     templates.install_lenient_formatter()
     ctx, pooling = embedding_limits(args.model, args.ctx) if args.embedding else (args.ctx, None)
@@ -126,7 +129,7 @@ def build_app(args: argparse.Namespace, token: str):
             **adapter.state(), "pid": os.getpid(),
         }
         add_ember_routes(app, llama, None, info, server_app.get_llama_proxy)
-        return BearerAuth(app, token), info
+        return BearerAuth(app, token), info, None
     native_loop.install(llama)  # the /v1 routes generate through the same native loop as Ember's route
     renderer = templates.choose_renderer(llama, args.chat_format)
     if renderer.kind.startswith("fallback:"):
@@ -138,7 +141,10 @@ def build_app(args: argparse.Namespace, token: str):
         **adapter.state(), "pid": os.getpid(), "role": "chat",
     }
     add_ember_routes(app, llama, renderer, info, server_app.get_llama_proxy, adapter)
-    return BearerAuth(app, token), info
+    stream = StreamServer(llama, renderer, token, contextlib.asynccontextmanager(server_app.get_llama_proxy),
+                          args.host)
+    info["stream_port"] = stream.port
+    return BearerAuth(app, token), info, stream
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     sock.listen(64)
     try:
-        app, info = build_app(args, token)
+        app, info, stream = build_app(args, token)
     except NotAnEmbeddingModel as exc:  # said as it is: the user picked the wrong kind of model
         emit({"type": "error", "error": str(exc)})
         return 1
@@ -172,8 +178,14 @@ def main(argv: list[str] | None = None) -> int:
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
     server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        if stream is not None:  # its replies take the model lock on this event loop
+            stream.start(asyncio.get_running_loop())
+        await server.serve(sockets=[sock])
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve(sockets=[sock]))
+        asyncio.run(serve())
     return 0
 
 

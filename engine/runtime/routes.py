@@ -1,10 +1,8 @@
-"""Ember's routes on the host's app: `/ember/chat` (lean NDJSON stream), `/ember/count`, `/ember/info`,
-and on an embedding host `/ember/embed` instead of the first two.
-
-`/ember/chat` answers newline-delimited JSON: one `{"start": ...}` line as soon as the prompt is
-rendered and tokenized (the client's template deadline waits for it), then `{"t": text}` batches,
-then `{"done": stats}` or `{"error": message}`. Generation shares llama-cpp-python's server lock, so
-it never runs beside a `/v1` request on the same model.
+"""Ember's routes on the host's app: `/ember/count`, `/ember/info`, `/ember/prompt`, `/ember/adapter`,
+and on an embedding host `/ember/embed` instead of the chat ones. Ember's own chat stream is not here:
+it has a small threaded server of its own on a second port (engine/runtime/stream_server.py), so that
+handing text on does not wake this event loop for every batch. It runs the same generation loop
+under the same model lock.
 
 `/v1/chat/completions` (OpenAI-compatible, for other programs) runs in the same loop, through the
 same `generation_events`: OpenAIChatRoute sits in front of llama-cpp-python's route and answers what
@@ -47,7 +45,7 @@ DISCONNECT_POLL_S = 0.05
 PACK_TOKENS = 64
 
 
-def _check_messages(body) -> str | None:
+def check_messages(body) -> str | None:
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not messages:
         return "messages must be a non-empty list"
@@ -158,19 +156,6 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy, adapter=
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(worker.join)
 
-    async def chat(request: Request):
-        body = await request.json()
-        problem = _check_messages(body)
-        if problem:
-            return JSONResponse({"error": problem}, status_code=400)
-
-        async def lines():
-            async with contextlib.aclosing(generation_events(body, threading.Event())) as events:
-                async for event in events:
-                    yield (json.dumps(event) + "\n").encode()
-
-        return StreamingResponse(lines(), media_type="application/x-ndjson")
-
     async def openai_reply(request: dict, body: dict, receive) -> StreamingResponse | JSONResponse:
         """/v1/chat/completions through generation_events: server-sent chunks (a chunk carries what the
         loop handed on in one batch) or one chat.completion."""
@@ -225,7 +210,7 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy, adapter=
         For checking a template against its reference rendering (and seeing where a system prompt went).
         """
         body = await request.json()
-        problem = _check_messages(body)
+        problem = check_messages(body)
         if problem:
             return JSONResponse({"error": problem}, status_code=400)
         text, tokens, _ = await anyio.to_thread.run_sync(render_prompt, llama, renderer, body["messages"])
@@ -234,7 +219,7 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy, adapter=
 
     async def count(request: Request):
         body = await request.json()
-        problem = _check_messages(body)
+        problem = check_messages(body)
         if problem:
             return JSONResponse({"error": problem}, status_code=400)
         tokens = await anyio.to_thread.run_sync(count_prompt_tokens, llama, renderer, body["messages"])
@@ -294,7 +279,6 @@ def add_ember_routes(app, llama, renderer, info: dict, get_llama_proxy, adapter=
         return JSONResponse(state)
 
     if renderer is not None:
-        app.add_route("/ember/chat", chat, methods=["POST"])
         app.add_route("/ember/count", count, methods=["POST"])
         app.add_middleware(OpenAIChatRoute, reply=openai_reply, info=info)
     if info.get("role") == "embedding":

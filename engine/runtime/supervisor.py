@@ -139,7 +139,8 @@ class RuntimeHost:
     def client(self) -> HostClient:
         if not self.alive:
             self.raise_death()
-        return HostClient(self.settings.host, self.port, self.token, on_broken=self.raise_death)
+        return HostClient(self.settings.host, self.port, self.token, on_broken=self.raise_death,
+                          stream_port=self.info.get("stream_port"))
 
     @property
     def adapter(self) -> tuple[str, float] | None:

@@ -117,9 +117,10 @@ def test_prompt_longer_than_context_is_a_clear_error(host_client):
 
 
 def test_request_without_or_with_wrong_token_is_refused(shared_host):
+    """On the main port; the chat stream's own port refuses the same way (test_stream_server.py)."""
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         conn = http.client.HTTPConnection("127.0.0.1", shared_host.port, timeout=10)
-        for path, method in (("/ember/chat", "POST"), ("/v1/chat/completions", "POST"), ("/v1/models", "GET")):
+        for path, method in (("/ember/count", "POST"), ("/v1/chat/completions", "POST"), ("/v1/models", "GET")):
             body = json.dumps({"messages": HELLO}) if method == "POST" else None
             conn.request(method, path, body, headers)
             response = conn.getresponse()

@@ -64,7 +64,8 @@ def reference_tokens(tokenizer, text: str) -> list[int]:
 
 def host_post(client, path: str, body: dict, first_line_only: bool = False) -> dict:
     """POST JSON to a host route with the client's address and token; with first_line_only, read one NDJSON line."""
-    conn = http.client.HTTPConnection(client.host, client.port, timeout=60)
+    port = client.stream_port if path == "/ember/chat" else client.port  # the chat stream has its own port
+    conn = http.client.HTTPConnection(client.host, port, timeout=60)
     try:
         conn.request("POST", path, json.dumps(body),
                      {"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"})
