@@ -130,6 +130,7 @@ class HostClient:
             raise InvalidInput("This model process was started for embeddings, not for chat.",
                                "Load a chat model to chat.")
         conn = self._connect(port=self.stream_port)
+        response: http.client.HTTPResponse | None = None
         unregister = lambda: None  # noqa: E731
         try:
             conn.request("POST", "/ember/chat", body, self._headers())
@@ -170,6 +171,8 @@ class HostClient:
                 raise HostDied(f"The model process stopped during the reply: {exc}") from exc
         finally:
             unregister()
+            if response is not None:
+                response.close()  # it holds the socket now
             conn.close()
         elapsed = time.perf_counter() - started
         rate = (tokens - 1) / (elapsed - (first_at - started)) if first_at and tokens > 1 else None

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -152,7 +153,7 @@ def test_openai_route_serves_other_programs(shared_host):
 
 
 def test_token_is_not_on_the_command_line(shared_host):
-    cmdline = open(f"/proc/{shared_host.pid}/cmdline", "rb").read().decode()
+    cmdline = Path(f"/proc/{shared_host.pid}/cmdline").read_bytes().decode()
     assert shared_host.token not in cmdline
 
 
@@ -161,7 +162,7 @@ def test_flash_attention_stays_off_where_every_layer_runs_on_the_cpu(shared_host
     (benchmarks/flash_attention.py), so the default asks for it but a CPU-only host does not use it."""
     assert shared_host.settings.flash_attention and shared_host.settings.gpu_layers == 0
     assert shared_host.info["flash_attn"] is False
-    assert "--flash-attn" not in open(f"/proc/{shared_host.pid}/cmdline", "rb").read().decode()
+    assert "--flash-attn" not in Path(f"/proc/{shared_host.pid}/cmdline").read_bytes().decode()
 
 
 def test_layers_asked_for_a_gpu_this_machine_lacks_run_without_flash_attention(smollm2_path):
@@ -233,7 +234,8 @@ def test_host_exits_when_its_parent_is_killed(smollm2_path, tmp_path):
     """)
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                               cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    host_pid = int(parent.stdout.readline())
+    with parent.stdout:
+        host_pid = int(parent.stdout.readline())
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 10
