@@ -92,7 +92,7 @@ def feed_prompt(llama, tokens: Sequence[int], should_stop: Callable[[], bool] | 
     rest = tokens[reuse:]
     head = rest[:-1]
     batches = [head[first:first + llama.n_batch] for first in range(0, len(head), llama.n_batch)]
-    for batch in [*batches, rest[-1:]]:
+    for batch in [*batches, rest[-1:]] if rest else []:
         if should_stop is not None and should_stop():
             return None
         llama.eval(batch)
