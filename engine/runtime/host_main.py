@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hmac
 import os
 import socket
 import sys
 import time
 
 from engine.runtime.child_protocol import emit, exit_when_parent_goes
-from engine.runtime.protocol import TOKEN_ENV
+from engine.runtime.protocol import TOKEN_ENV, bearer_matches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,19 +47,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class BearerAuth:
-    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`.
-
-    The header is compared in constant time, so the time a refusal takes says nothing about how much
-    of a guessed token was right."""
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>` (bearer_matches)."""
 
     def __init__(self, app, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.token = token
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            if not bearer_matches(dict(scope["headers"]).get(b"authorization", b""), self.token):
                 body = b'{"error": {"message": "missing or wrong bearer token", "type": "auth"}}'
                 await send({"type": "http.response.start", "status": 401,
                             "headers": [(b"content-type", b"application/json")]})

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import socket
 import threading
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from engine.runtime.generation import run_generation
+from engine.runtime.protocol import bearer_matches
 from engine.runtime.routes import check_messages
 from engine.sockets import shut_down
 
@@ -43,7 +43,7 @@ class StreamServer:
     def __init__(self, llama, renderer, token: str, model_lock: Callable, address: str = "127.0.0.1") -> None:
         self.llama = llama
         self.renderer = renderer
-        self.expected = f"Bearer {token}".encode()
+        self.token = token
         self.model_lock = model_lock  # an async context manager factory: llama-cpp-python's lock
         self.loop: asyncio.AbstractEventLoop | None = None
         handler = type("Handler", (_ChatHandler,), {"stream": self})
@@ -130,8 +130,7 @@ class _ChatHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         if self.path != CHAT_PATH:
             return self._refuse(404, f"no route {self.path}; this port serves POST {CHAT_PATH}")
-        given = self.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, self.stream.expected):
+        if not bearer_matches(self.headers.get("Authorization", ""), self.stream.token):
             return self._refuse(401, "missing or wrong bearer token")
         try:
             length = int(self.headers.get("Content-Length", ""))

@@ -15,7 +15,6 @@ switched or unloaded while it runs: each request looks up the registry when it a
 
 from __future__ import annotations
 
-import hmac
 import http.client
 import ipaddress
 import json
@@ -30,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from engine.errors import InvalidInput
+from engine.runtime.protocol import bearer_matches
 from engine.runtime.registry import HostRegistry, LoadedModel
 from engine.server.fair_queue import FairQueue
 
@@ -207,8 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(403, "This Ember serves this computer only.",
                         "permission_error", hint="Turn on 'Other computers may connect' in Ember's Server panel.")
             return False
-        given = self.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {self.gateway.settings.api_key}".encode()):
+        if not bearer_matches(self.headers.get("Authorization", ""), self.gateway.settings.api_key):
             self._error(401, "Missing or wrong API key.", "invalid_api_key",
                         hint="Send 'Authorization: Bearer <key>' with the key shown in Ember's Server panel.")
             return False
