@@ -1,7 +1,9 @@
 """Generation speed against the ceiling: llama.cpp's own `llama-bench` (tg, built from the llama.cpp that
 this llama-cpp-python release vendors: benchmarks/llama_bench.py), Ember's full path (host process +
 HTTP stream + client, as the app uses it), the host's OpenAI-compatible route through the official
-`openai` client, and llama-cpp-python in-process; same model, threads, token count and flash
+`openai` client, llama.cpp's own `llama-server` through the same client with the same sampling (the
+native yardstick for a whole streamed reply, which llama-bench is not: it never samples, makes no
+text and hands nothing on), and llama-cpp-python in-process; same model, threads, token count and flash
 attention (off, as Ember's model process runs the CPU: benchmarks/flash_attention.py), side by side
 in one run, medians of the runs. llama-bench starts at the depth of Ember's prompt (its -d), so
 both read the same number of cached tokens for every new one. A decode-only column (llama.cpp's
@@ -22,6 +24,7 @@ share is near nothing and the writes themselves (one `send` a batch) are not cou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import random
@@ -104,6 +107,26 @@ def openai_rate(host, tokens: int, seed: int) -> float:
     for chunk in client.chat.completions.create(model="m", messages=PROMPT, stream=True, max_tokens=tokens,
                                                 temperature=0.7, seed=seed, top_p=0.95,
                                                 stream_options={"include_usage": True}):
+        if chunk.usage is not None:
+            count = chunk.usage.completion_tokens
+        if chunk.choices and chunk.choices[0].delta.content:
+            now = time.perf_counter()
+            first = first or now
+            last = now
+    return (count - 1) / (last - first) if count > 1 and last > first else 0.0
+
+
+def server_rate(port: int, tokens: int, seed: int) -> float:
+    """As `openai_rate`, from llama.cpp's own llama-server, with the sampling Ember's routes default to
+    (top-k 40, top-p 0.95, min-p 0.05, repeat penalty 1.1 over the last 64 tokens, temperature 0.7)."""
+    client = _openai_client(port, "none")
+    first = last = None
+    count = 0
+    for chunk in client.chat.completions.create(model="m", messages=PROMPT, stream=True, max_tokens=tokens,
+                                                temperature=0.7, seed=seed, top_p=0.95,
+                                                stream_options={"include_usage": True},
+                                                extra_body={"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1,
+                                                            "repeat_last_n": 64}):
         if chunk.usage is not None:
             count = chunk.usage.completion_tokens
         if chunk.choices and chunk.choices[0].delta.content:
@@ -206,12 +229,17 @@ def main() -> int:
     print("rates: medians of the runs; ratios: medians of each run's rate over llama-bench's in the same round")
     print(f"{'threads':>7} {'depth':>5} {'llama-bench':>11} {'decode':>7} {'/bench':>7} {'loop':>7} {'/bench':>7} "
           f"{'ember':>7} {'/bench':>7} "
-          f"{'openai':>7} {'/bench':>7} {'in-proc':>7} {'/bench':>7} {'TTFT t1 ms':>10} {'t10 ms':>7}")
+          f"{'openai':>7} {'/bench':>7} {'server':>7} {'/bench':>7} {'in-proc':>7} {'/bench':>7} "
+          f"{'TTFT t1 ms':>10} {'t10 ms':>7}")
     med = statistics.median
     for threads, depth, r, t1, t10, _ in rows:
         b = r.get("bench", [])
-        cells = " ".join(f"{med(r[name]):>7.1f} {_ratio(r[name], b)}" for name in ("decode", "loop", "ember", "openai", "inproc"))
+        cells = " ".join(f"{med(r[name]):>7.1f} {_ratio(r[name], b)}" if name in r else f"{'-':>7} {'-':>7}"
+                         for name in ("decode", "loop", "ember", "openai", "server", "inproc"))
         print(f"{threads:>7} {depth:>5} {med(b) if b else 0:>11.1f} {cells} {t1 * 1000:>10.1f} {t10 * 1000:>7.1f}")
+        if "server" in r:
+            print(f"{'':>7} against llama-server, run by run: Ember's full path {_paired(r['ember'], r['server']):.3f}, "
+                  f"OpenAI route {_paired(r['openai'], r['server']):.3f}")
     for threads, *_, serving in rows:
         if all(serving.values()):
             print(f"CPU to hand a reply on ({threads} thread(s); the host's event loop + the client, per reply, medians): "
@@ -224,6 +252,11 @@ def main() -> int:
               f"({worst[0]} thread(s)); openai route/llama-bench "
               f"{_paired(worst_route[2]['openai'], worst_route[2]['bench']):.3f} at worst "
               f"({worst_route[0]} thread(s)); turn-10 TTFT = {ttft:.2f}x turn 1")
+        if all("server" in r[2] for r in rows):
+            native = min(rows, key=lambda r: _paired(r[2]["ember"], r[2]["server"]))
+            print(f"summary: ember/llama-server {_paired(native[2]['ember'], native[2]['server']):.3f} at worst "
+                  f"({native[0]} thread(s)); llama-server/llama-bench "
+                  f"{min(_paired(r[2]['server'], r[2]['bench']) for r in rows):.3f} at worst")
     else:
         worst = min(rows, key=lambda r: _paired(r[2]["ember"], r[2]["inproc"]))
         print(f"summary: llama-bench not built (benchmarks/llama_bench.py --build); ember/in-process "
@@ -244,7 +277,10 @@ def measure_threads(model: str, threads: int, args, ceiling: bool):
     host = RuntimeHost(HostSettings(model, context_length=args.ctx, gpu_layers=0, threads=threads,
                                     flash_attention=False))
     host.start_blocking()
+    native = contextlib.ExitStack()
     try:
+        server_port = (native.enter_context(llama_bench.serve(model, threads, args.ctx))
+                       if llama_bench.built("llama-server") else None)
         client = host.client()
         depth = prompt_tokens(client)
         serving = {"ember": [], "openai": []}
@@ -254,10 +290,13 @@ def measure_threads(model: str, threads: int, args, ceiling: bool):
             "loop": lambda run: loop_rate(llama, renderer, args.tokens, 100 + run),
             "ember": with_serving_cpu(host, lambda run: ember_rate(client, args.tokens, 100 + run), serving["ember"]),
             "openai": with_serving_cpu(host, lambda run: openai_rate(host, args.tokens, 100 + run), serving["openai"]),
+            "server": lambda run: server_rate(server_port, args.tokens, 100 + run),
             "inproc": lambda run: in_process_rate(llama, args.tokens, 100 + run),
         }
         if not ceiling:
             del measure["bench"]
+        if server_port is None:
+            del measure["server"]
         for name, rate in measure.items():  # warm each of them once
             if name != "bench":
                 rate(0)
@@ -271,6 +310,7 @@ def measure_threads(model: str, threads: int, args, ceiling: bool):
             order = order[1:] + order[:1]
         pairs = [ttft_turns(client, 3 if args.smoke else 10, run) for run in range(args.runs)]
     finally:
+        native.close()
         host.stop()
         llama.close()
     return (threads, depth, rates, statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs),

@@ -1,21 +1,29 @@
 """The ceiling for generation speed: llama.cpp's own `llama-bench`, built from the very llama.cpp source
 that the installed llama-cpp-python release vendors (its sdist), with the same compiler flags Ember's
-build uses. Built once and cached under ~/.cache/ember-bench/ (never in the repository).
+build uses; and beside it llama.cpp's own `llama-server`, the native yardstick for a whole streamed
+reply (sampling, text, HTTP and a client: what llama-bench leaves out). Built once and cached under
+~/.cache/ember-bench/ (never in the repository).
 
-    python benchmarks/llama_bench.py --build           # fetch the sdist and build llama-bench (minutes)
+    python benchmarks/llama_bench.py --build           # fetch the sdist, build llama-bench and llama-server (minutes)
     python benchmarks/llama_bench.py --model M.gguf --threads 1 --tokens 128
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -27,19 +35,20 @@ def version() -> str:
     return metadata.version("llama_cpp_python")
 
 
-def binary() -> Path:
-    return CACHE / f"llama-cpp-python-{version()}" / "build" / "bin" / "llama-bench"
+def binary(name: str = "llama-bench") -> Path:
+    return CACHE / f"llama-cpp-python-{version()}" / "build" / "bin" / name
 
 
-def built() -> Path | None:
-    path = binary()
+def built(name: str = "llama-bench") -> Path | None:
+    path = binary(name)
     return path if path.is_file() else None
 
 
 def build(jobs: int = os.cpu_count() or 2) -> Path:
-    """Download this llama-cpp-python release's sdist and build only its llama-bench target."""
+    """Download this llama-cpp-python release's sdist and build only its llama-bench and llama-server
+    targets (an earlier build that has llama-bench alone gains llama-server in the same folder)."""
     root = CACHE / f"llama-cpp-python-{version()}"
-    if built():
+    if built() and built("llama-server"):
         return binary()
     CACHE.mkdir(parents=True, exist_ok=True)
     sdist = CACHE / f"llama_cpp_python-{version()}.tar.gz"
@@ -52,12 +61,14 @@ def build(jobs: int = os.cpu_count() or 2) -> Path:
             tar.extractall(CACHE, filter="data")
     vendor = source / "vendor" / "llama.cpp"
     flags = [f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"] if platform.machine() == "x86_64" else []
-    shutil.rmtree(root / "build", ignore_errors=True)
+    if not built():
+        shutil.rmtree(root / "build", ignore_errors=True)
     subprocess.run(["cmake", "-S", str(vendor), "-B", str(root / "build"), "-DCMAKE_BUILD_TYPE=Release",
-                    "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-                    "-DLLAMA_BUILD_SERVER=OFF", *flags], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", str(root / "build"), "--target", "llama-bench", "-j", str(jobs)],
+                    "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+                    "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", *flags],
                    check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(root / "build"), "--target", "llama-bench", "llama-server",
+                    "-j", str(jobs)], check=True, stdout=subprocess.DEVNULL)
     return binary()
 
 
@@ -83,6 +94,38 @@ def tg_rate(model: str, threads: int, tokens: int = 128, runs: int = 5, flash_at
     return rates(model, threads, gen=tokens, depths=(depth,), runs=runs, flash_attn=flash_attn)[depth]
 
 
+@contextlib.contextmanager
+def serve(model: str, threads: int, ctx: int = 2048, flash_attn: bool = False) -> Iterator[int]:
+    """llama.cpp's own `llama-server` on a free 127.0.0.1 port (yielded) for the length of the block:
+    one slot, CPU only, flash attention off unless asked, as Ember's model process runs the CPU."""
+    path = built("llama-server")
+    if path is None:
+        raise FileNotFoundError("llama-server is not built: run benchmarks/llama_bench.py --build")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(path), "-m", model, "--host", "127.0.0.1", "--port", str(port),
+                               "-t", str(threads), "-tb", str(threads), "-c", str(ctx), "-np", "1", "-ngl", "0",
+                               "-fa", "on" if flash_attn else "off"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"llama-server did not start (exit code {server.poll()})")
+            time.sleep(0.2)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", action="store_true")
@@ -93,7 +136,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.smoke:
         print(f"summary: llama-bench for llama-cpp-python {version()}: "
-              f"{'built at ' + str(built()) if built() else 'not built (run --build once)'}")
+              f"{'built at ' + str(built()) if built() else 'not built (run --build once)'}; "
+              f"llama-server: {'built' if built('llama-server') else 'not built'}")
         return 0
     if args.build:
         print(f"built {build()}")
