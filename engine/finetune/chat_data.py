@@ -18,12 +18,17 @@ ROLES = ("system", "user", "assistant")
 MAX_REPORTED = 10
 
 
-def parse_chat_line(line: str) -> tuple[dict, ...]:
-    """One line's messages, or ValueError saying what is wrong with it."""
+def _json_line(line: str):
+    """A line's JSON value, or ValueError saying it is not JSON."""
     try:
-        value = json.loads(line)
+        return json.loads(line)
     except ValueError as exc:
         raise ValueError(f"not JSON ({exc.msg})") from None
+
+
+def parse_chat_line(line: str) -> tuple[dict, ...]:
+    """One line's messages, or ValueError saying what is wrong with it."""
+    value = _json_line(line)
     messages = value.get("messages") if isinstance(value, dict) else None
     if not isinstance(messages, list) or not messages:
         raise ValueError('no "messages" list')
@@ -42,54 +47,47 @@ def parse_chat_line(line: str) -> tuple[dict, ...]:
     return tuple(out)
 
 
+def parse_pair_line(line: str) -> tuple[str, str]:
+    """One reviewed (question, answer) pair, or ValueError saying what is wrong with the line."""
+    value = _json_line(line)
+    if not isinstance(value, dict) or not isinstance(value.get("question"), str) \
+            or not isinstance(value.get("answer"), str):
+        raise ValueError('needs a "question" and an "answer" text')
+    return value["question"], value["answer"]
+
+
 def read_chat_jsonl(path: str | Path) -> list[tuple[dict, ...]]:
     """Every conversation of the file; BadTrainingData listing the bad lines by number."""
-    path = Path(path)
-    conversations, problems = [], []
+    return _read_jsonl(Path(path), parse_chat_line,
+                       '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}')
+
+
+def read_pairs_jsonl(path: str | Path) -> list[tuple[str, str]]:
+    """Reviewed question/answer pairs, one {"question": ..., "answer": ...} a line; bad lines named by number."""
+    return _read_jsonl(Path(path), parse_pair_line, '{"question": "...", "answer": "..."}')
+
+
+def _read_jsonl(path: Path, parse_line, shape: str) -> list:
+    """Every non-blank line through `parse_line`; BadTrainingData naming all the bad lines at once (the
+    first MAX_REPORTED of them), so the user fixes the file in one go."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise BadTrainingData(f"{path.name} is not UTF-8 text.", "Save it as UTF-8 JSONL.") from None
+    except OSError as exc:  # missing, a folder, not readable: the user's input, not Ember's fault
+        raise BadTrainingData(f"{path} cannot be read: {exc.strerror or exc}.",
+                              "Give a JSONL file that exists and that you may read.") from None
+    values, problems = [], []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            conversations.append(parse_chat_line(line))
+            values.append(parse_line(line))
         except ValueError as exc:
             problems.append(f"line {number}: {exc}")
     if problems:
         shown = "; ".join(problems[:MAX_REPORTED])
         more = f" (and {len(problems) - MAX_REPORTED} more)" if len(problems) > MAX_REPORTED else ""
         raise BadTrainingData(f"{path.name} has {len(problems)} bad line{'s' if len(problems) > 1 else ''}: "
-                              f"{shown}{more}.",
-                              'Each line must be {"messages": [{"role": "user", "content": "..."}, '
-                              '{"role": "assistant", "content": "..."}]}.')
-    return conversations
-
-
-def read_pairs_jsonl(path: str | Path) -> list[tuple[str, str]]:
-    """Reviewed question/answer pairs, one {"question": ..., "answer": ...} a line; bad lines named by number."""
-    path = Path(path)
-    pairs, problems = [], []
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadTrainingData(f"{path.name} is not UTF-8 text.", "Save it as UTF-8 JSONL.") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError as exc:
-            problems.append(f"line {number}: not JSON ({exc.msg})")
-            continue
-        if not isinstance(value, dict) or not isinstance(value.get("question"), str) \
-                or not isinstance(value.get("answer"), str):
-            problems.append(f'line {number}: needs a "question" and an "answer" text')
-            continue
-        pairs.append((value["question"], value["answer"]))
-    if problems:
-        raise BadTrainingData(f"{path.name} has {len(problems)} bad line{'s' if len(problems) > 1 else ''}: "
-                              f"{'; '.join(problems[:MAX_REPORTED])}.",
-                              'Each line must be {"question": "...", "answer": "..."}.')
-    return pairs
+                              f"{shown}{more}.", f"Each line must be {shape}.")
+    return values

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.errors import Cancelled
-from engine.finetune.chat_data import read_chat_jsonl
+from engine.finetune.chat_data import read_chat_jsonl, read_pairs_jsonl
 from engine.finetune.dataset import (
     Dataset,
     Example,
@@ -135,6 +135,31 @@ def test_chat_jsonl_is_read_and_bad_lines_are_named_by_number(tmp_path):
     message = refused.value.message
     assert "3 bad lines" in message
     assert "line 2: not JSON" in message and "line 3: no assistant message" in message and "line 4: message 1" in message
+
+
+def test_reviewed_pairs_are_read_and_every_bad_line_is_counted_though_ten_are_named(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    lines = [json.dumps({"question": "Who built the bridge?", "answer": "Ada."}), ""]
+    lines += ["{not json"] * 6 + [json.dumps({"question": "No answer?"})] * 6
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(BadTrainingData) as refused:
+        read_pairs_jsonl(path)
+    message = refused.value.message
+    assert "12 bad lines" in message and "(and 2 more)" in message
+    assert "line 3: not JSON" in message and 'line 9: needs a "question" and an "answer"' in message
+    assert "line 13" not in message and '"question"' in refused.value.hint
+
+    path.write_text(lines[0] + "\n\n" + json.dumps({"question": "When?", "answer": "In 1890."}) + "\n", encoding="utf-8")
+    assert read_pairs_jsonl(path) == [("Who built the bridge?", "Ada."), ("When?", "In 1890.")]
+
+
+@pytest.mark.parametrize("reader", [read_pairs_jsonl, read_chat_jsonl])
+def test_a_missing_file_or_a_folder_given_as_training_data_is_refused_with_a_clear_message(tmp_path, reader):
+    for given, reason in ((tmp_path / "gone.jsonl", "No such file"), (tmp_path, "Is a directory")):
+        with pytest.raises(BadTrainingData) as refused:
+            reader(given)
+        assert str(given) in refused.value.message and reason in refused.value.message
+        assert "JSONL file that exists" in refused.value.hint
 
 
 def test_the_preview_shows_the_first_examples_and_counts():
