@@ -98,35 +98,25 @@ def ember_rate(client, tokens: int, seed: int) -> float:
 
 
 def openai_rate(host, tokens: int, seed: int) -> float:
-    """Decode tokens/s of /v1/chat/completions streamed through the official openai client: the
-    reply's completion tokens (its usage) over the first-to-last arrival of text (a chunk carries
-    what the loop handed on in one batch, often several tokens)."""
-    client = _openai_client(host.port, host.token)
-    first = last = None
-    count = 0
-    for chunk in client.chat.completions.create(model="m", messages=PROMPT, stream=True, max_tokens=tokens,
-                                                temperature=0.7, seed=seed, top_p=0.95,
-                                                stream_options={"include_usage": True}):
-        if chunk.usage is not None:
-            count = chunk.usage.completion_tokens
-        if chunk.choices and chunk.choices[0].delta.content:
-            now = time.perf_counter()
-            first = first or now
-            last = now
-    return (count - 1) / (last - first) if count > 1 and last > first else 0.0
+    """Decode tokens/s of the host's /v1/chat/completions streamed through the official openai client."""
+    return _streamed_rate(_openai_client(host.port, host.token), tokens, seed)
 
 
 def server_rate(port: int, tokens: int, seed: int) -> float:
-    """As `openai_rate`, from llama.cpp's own llama-server, with the sampling Ember's routes default to
-    (top-k 40, top-p 0.95, min-p 0.05, repeat penalty 1.1 over the last 64 tokens, temperature 0.7)."""
-    client = _openai_client(port, "none")
+    """As `openai_rate`, from llama.cpp's own llama-server, told the sampling Ember's routes default to
+    (top-k 40, min-p 0.05, repeat penalty 1.1 over the last 64 tokens; its own defaults differ)."""
+    return _streamed_rate(_openai_client(port, "none"), tokens, seed,
+                          {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1, "repeat_last_n": 64})
+
+
+def _streamed_rate(client, tokens: int, seed: int, extra_body: dict | None = None) -> float:
+    """The reply's completion tokens (its usage) over the first-to-last arrival of text (a chunk carries
+    what the server handed on at once, often several tokens); temperature 0.7, top-p 0.95."""
     first = last = None
     count = 0
     for chunk in client.chat.completions.create(model="m", messages=PROMPT, stream=True, max_tokens=tokens,
                                                 temperature=0.7, seed=seed, top_p=0.95,
-                                                stream_options={"include_usage": True},
-                                                extra_body={"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1,
-                                                            "repeat_last_n": 64}):
+                                                stream_options={"include_usage": True}, extra_body=extra_body):
         if chunk.usage is not None:
             count = chunk.usage.completion_tokens
         if chunk.choices and chunk.choices[0].delta.content:
