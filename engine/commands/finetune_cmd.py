@@ -57,7 +57,7 @@ def register(subparsers) -> None:
 def _add_data_arguments(parser) -> None:
     parser.add_argument("--model", help="the GGUF model to train (also writes the Q/A pairs in qa mode)")
     parser.add_argument("--data", nargs="+", default=[], metavar="PATH",
-                        help="text or Markdown files and folders (chat mode: JSONL files of conversations)")
+                        help="text or Markdown files and folders (chat mode: JSONL files of conversations, or folders of them)")
     parser.add_argument("--collection", help="a document collection's name: its indexed chunks are the text")
     parser.add_argument("--mode", choices=MODES, default="qa",
                         help="qa (default): question/answer pairs; raw: the text itself; chat: your JSONL")
@@ -277,7 +277,7 @@ def settings_from(args):
 
 def build_dataset(args, paths, cancel):
     """The Dataset the arguments describe (a generator: writing Q/A pairs runs the model)."""
-    from engine.finetune.chat_data import read_chat_jsonl, read_pairs_jsonl
+    from engine.finetune.chat_data import chat_files, read_chat_jsonl, read_pairs_jsonl
     from engine.finetune.dataset import build_dataset as build
     from engine.finetune.dataset import chat_examples, qa_examples, text_examples
     from engine.finetune.sources import SourceReport, read_text_files
@@ -290,8 +290,9 @@ def build_dataset(args, paths, cancel):
     problems: dict[str, str] = {}
     if args.mode == "chat":
         examples = []
-        for path in args.data:
-            examples += chat_examples(read_chat_jsonl(path), Path(path).name)
+        for given in args.data:
+            for path in chat_files(given):
+                examples += chat_examples(read_chat_jsonl(path), path.name)
         return build("chat", examples, held_out_fraction=args.held_out, general_fraction=args.general,
                      problems=problems)
     report = read_text_files(args.data) if args.data else SourceReport()

@@ -56,6 +56,19 @@ def parse_pair_line(line: str) -> tuple[str, str]:
     return value["question"], value["answer"]
 
 
+def chat_files(path: str | Path) -> list[Path]:
+    """The JSONL files that a path given as chat data stands for: the file itself, or a folder's .jsonl
+    files (below it too, in name order)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+    if not found:
+        raise BadTrainingData(f"{path} has no .jsonl files.",
+                              "Put the conversations in .jsonl files there, or give the files themselves.")
+    return found
+
+
 def read_chat_jsonl(path: str | Path) -> list[tuple[dict, ...]]:
     """Every conversation of the file; BadTrainingData listing the bad lines by number."""
     return _read_jsonl(Path(path), parse_chat_line,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.errors import Cancelled
-from engine.finetune.chat_data import read_chat_jsonl, read_pairs_jsonl
+from engine.finetune.chat_data import chat_files, read_chat_jsonl, read_pairs_jsonl
 from engine.finetune.dataset import (
     Dataset,
     Example,
@@ -206,3 +206,17 @@ def test_the_chat_model_writes_pairs_and_a_cancel_stops_it(host_client):
     cancel.cancel()
     with pytest.raises(Cancelled):
         list(write_qa_pairs(host_client, passages, cancel=cancel))
+
+
+def test_a_folder_given_as_chat_data_stands_for_its_jsonl_files_and_an_empty_one_is_refused(tmp_path):
+    (tmp_path / "b.jsonl").write_text("", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not chat data", encoding="utf-8")
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older" / "a.jsonl").write_text("", encoding="utf-8")
+    assert chat_files(tmp_path) == [tmp_path / "b.jsonl", tmp_path / "older" / "a.jsonl"]
+    assert chat_files(tmp_path / "b.jsonl") == [tmp_path / "b.jsonl"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BadTrainingData) as refused:
+        chat_files(empty)
+    assert str(empty) in refused.value.message and ".jsonl" in refused.value.hint
