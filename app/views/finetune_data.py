@@ -208,10 +208,15 @@ class DataSection(QWidget):
     def _add_folder(self) -> None:
         self.add_paths([QFileDialog.getExistingDirectory(self, "A folder to learn from")])
 
+    def add_chat_paths(self, paths: list[str]) -> None:
+        """Chat JSONL files to train on, each once."""
+        for path in paths:
+            if path and not self.chat_files.findItems(path, Qt.MatchFlag.MatchExactly):
+                self.chat_files.addItem(path)
+
     def _add_chat_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Chat data", "", "JSON lines (*.jsonl)")
-        if path:
-            self.chat_files.addItem(path)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Chat data", "", "JSON lines (*.jsonl)")
+        self.add_chat_paths(paths)
 
     def _read(self) -> None:
         if self.use_files.isChecked():

@@ -6,6 +6,8 @@ CPU), llama.cpp for the self-test, the real SmolLM2 model."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -200,3 +202,29 @@ def test_a_step_counts_as_running_until_the_page_has_its_buttons_back(qtbot, win
     assert page.controller.running and not page.data.read_button.isEnabled()
     qtbot.waitUntil(lambda: idle(page), timeout=20000)
     assert page.data.read_button.isEnabled() and page.data.passages  # the buttons are back, the text read
+
+
+def test_chat_mode_learns_from_the_users_conversations_and_names_a_bad_line(qtbot, window, tmp_path):
+    def conversation(n: int) -> dict:
+        return {"messages": [{"role": "user", "content": f"What is bridge {n} made of?"},
+                             {"role": "assistant", "content": f"Bridge {n} is made of granite from quarry {n}."}]}
+
+    page = open_finetune(qtbot, window)
+    page.data.set_mode("chat")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(conversation(0)) + "\n{not json\n", encoding="utf-8")
+    page.data.add_chat_paths([str(bad)])
+    refusal = refusal_to(qtbot, page, page.data.preview_button, 20000)
+    assert "line 2: not JSON" in refusal.message and window.error_bar.isVisible()
+    qtbot.waitUntil(lambda: idle(page), timeout=10000)
+
+    page.data.chat_files.clear()
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("".join(json.dumps(conversation(n)) + "\n" for n in range(8)), encoding="utf-8")
+    second.write_text("".join(json.dumps(conversation(n)) + "\n" for n in range(8, 12)), encoding="utf-8")
+    page.data.add_chat_paths([str(first), str(second), str(first)])  # picked twice, kept once
+    assert page.data.chat_paths() == [str(first), str(second)]
+    (built,) = answer_to(qtbot, page, page.controller.dataset_ready, page.data.preview_button, 20000)
+    assert built.mode == "chat" and built.counts.given == 12 and built.counts.duplicates == 0
+    assert built.counts.train - built.counts.general + built.counts.held_out == 12
+    assert any("quarry" in m["content"] for e in built.train for m in e.messages if m["role"] == "assistant")
