@@ -227,6 +227,9 @@ def main() -> int:
         cells = " ".join(f"{med(r[name]):>7.1f} {_ratio(r[name], b)}" if name in r else f"{'-':>7} {'-':>7}"
                          for name in ("decode", "loop", "ember", "openai", "server", "inproc"))
         print(f"{threads:>7} {depth:>5} {med(b) if b else 0:>11.1f} {cells} {t1 * 1000:>10.1f} {t10 * 1000:>7.1f}")
+        if b and len(b) >= 4:
+            print(f"{'':>7} spread of Ember's full path / llama-bench, run by run: quartiles "
+                  f"{_spread(r['ember'], b)} (a difference inside it is this machine's noise)")
         if "server" in r:
             print(f"{'':>7} against llama-server, run by run: Ember's full path {_paired(r['ember'], r['server']):.3f}, "
                   f"OpenAI route {_paired(r['openai'], r['server']):.3f}")
@@ -319,6 +322,12 @@ def _paired(rates: list[float], ceilings: list[float]) -> float:
     """The median of each run's rate over the ceiling measured just before it (a busy moment of a
     shared machine then weighs on both sides of one ratio)."""
     return statistics.median(rate / ceiling for rate, ceiling in zip(rates, ceilings, strict=True))
+
+
+def _spread(rates: list[float], ceilings: list[float]) -> str:
+    """The lower and upper quartiles of the run-by-run ratios."""
+    low, _, high = statistics.quantiles([rate / ceiling for rate, ceiling in zip(rates, ceilings, strict=True)], n=4)
+    return f"{low:.3f} to {high:.3f}"
 
 
 def _ratio(rates: list[float], ceilings: list[float]) -> str:
