@@ -45,30 +45,47 @@ def permute_rows(weights: np.ndarray, heads: int) -> np.ndarray:
             .swapaxes(1, 2).reshape(weights.shape))
 
 
+DAMAGED_HINT = "Save the adapter again with peft's save_pretrained, or train it again."
+
+
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of a safetensors file as float32 (F32, F16, BF16 and F64 are what adapters use)."""
+    """Every tensor of a safetensors file as float32 (F32, F16, BF16 and F64 are what adapters use).
+    A file that is not one, or whose header does not match its bytes, is refused with what is wrong."""
     data = Path(path).read_bytes()
     if len(data) < 8:
-        raise ExportFailed(f"{path.name} is not a safetensors file.")
+        raise ExportFailed(f"{path.name} is not a safetensors file.", DAMAGED_HINT)
     (size,) = struct.unpack_from("<Q", data)
     if size > len(data) - 8:
-        raise ExportFailed(f"{path.name} is damaged (its header runs past the end).")
-    header = json.loads(data[8:8 + size])
+        raise ExportFailed(f"{path.name} is damaged (its header runs past the end).", DAMAGED_HINT)
+    try:
+        header = json.loads(data[8:8 + size])
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise ExportFailed(f"{path.name} is damaged (its header is not a JSON table of tensors).", DAMAGED_HINT)
     body = memoryview(data)[8 + size:]
     out = {}
     for name, meta in header.items():
         if name == "__metadata__":
             continue
-        start, end = meta["data_offsets"]
-        if not 0 <= start <= end <= len(body):
-            raise ExportFailed(f"{path.name} is damaged (tensor {name} lies outside the file).")
-        raw, dtype, shape = body[start:end], meta["dtype"], tuple(meta["shape"])
+        try:
+            (start, end), dtype, shape = meta["data_offsets"], meta["dtype"], tuple(int(n) for n in meta["shape"])
+        except (TypeError, KeyError, ValueError):
+            raise ExportFailed(f"{path.name} is damaged (tensor {name} has no dtype, shape and offsets).",
+                               DAMAGED_HINT) from None
+        if dtype != "BF16" and dtype not in _SAFETENSORS_TYPES:
+            raise ExportFailed(f"{path.name} holds {dtype} tensors, which an adapter should not.")
+        itemsize = 2 if dtype == "BF16" else np.dtype(_SAFETENSORS_TYPES[dtype]).itemsize
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(body)):
+            raise ExportFailed(f"{path.name} is damaged (tensor {name} lies outside the file).", DAMAGED_HINT)
+        if end - start != math.prod(shape) * itemsize or any(n < 0 for n in shape):
+            raise ExportFailed(f"{path.name} is damaged (tensor {name} has {end - start} bytes for the shape "
+                               f"{list(shape)}).", DAMAGED_HINT)
+        raw = body[start:end]
         if dtype == "BF16":
             array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-        elif dtype in _SAFETENSORS_TYPES:
-            array = np.frombuffer(raw, _SAFETENSORS_TYPES[dtype]).astype(np.float32)
         else:
-            raise ExportFailed(f"{path.name} holds {dtype} tensors, which an adapter should not.")
+            array = np.frombuffer(raw, _SAFETENSORS_TYPES[dtype]).astype(np.float32)
         out[name] = array.reshape(shape)
     return out
 

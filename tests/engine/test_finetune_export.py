@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -64,6 +65,23 @@ def test_safetensors_are_read_in_every_float_type_an_adapter_uses(tmp_path):
     (tmp_path / "cut.safetensors").write_bytes((tmp_path / "a.safetensors").read_bytes()[:60])
     with pytest.raises(ExportFailed):
         read_safetensors(tmp_path / "cut.safetensors")
+
+
+@pytest.mark.parametrize(("header", "body", "said"), [
+    (b"{garbage", b"", "header is not a JSON table"),
+    (b"[1, 2]", b"", "header is not a JSON table"),
+    (json.dumps({"a": {"dtype": "F32"}}).encode(), b"", "tensor a has no dtype, shape and offsets"),
+    (json.dumps({"a": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 8]}}).encode(), bytes(8),
+     "tensor a has 8 bytes for the shape [4, 4]"),
+    (json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 80]}}).encode(), bytes(8),
+     "tensor a lies outside the file"),
+])
+def test_a_damaged_safetensors_header_is_refused_with_what_is_wrong(tmp_path, header, body, said):
+    path = tmp_path / "adapter_model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + body)
+    with pytest.raises(ExportFailed) as refused:
+        read_safetensors(path)
+    assert said in refused.value.message and "save_pretrained" in refused.value.hint
 
 
 def test_the_adapter_is_written_with_llama_cpp_names_alpha_and_permuted_q_and_k(smollm2_path, tmp_path):
