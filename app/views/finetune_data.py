@@ -117,12 +117,18 @@ class DataSection(QWidget):
         pairs.addWidget(self.pairs, 1)
 
         self.chat_box = QGroupBox("Chat data")
-        chat = QHBoxLayout(self.chat_box)
+        chat = QVBoxLayout(self.chat_box)
+        chat_format = QLabel('One conversation a line, in the OpenAI messages format: {"messages": [{"role": "user", '
+                             '"content": "…"}, {"role": "assistant", "content": "…"}]}; a system message may come '
+                             "first. The model learns the assistant's replies.")
+        chat_format.setWordWrap(True)
         self.chat_files = named(QListWidget(), "chatFilesList", "Chat data files")
-        self.chat_files.setMaximumHeight(60)
-        self.add_chat_file = named(QPushButton("Add JSONL…"), "addChatFileButton", "Add a chat data file")
-        chat.addWidget(self.chat_files, 1)
-        chat.addWidget(self.add_chat_file)
+        self.add_chat_file = named(QPushButton("Add JSONL…"), "addChatFileButton", "Add chat data files")
+        chat_row = QHBoxLayout()
+        chat_row.addWidget(self.chat_files, 1)
+        chat_row.addWidget(self.add_chat_file, 0, Qt.AlignmentFlag.AlignTop)
+        chat.addWidget(chat_format)
+        chat.addLayout(chat_row, 1)
 
         options = QFormLayout()
         self.held_out = named(QSpinBox(), "heldOutSpin", "Held-out share in percent")
