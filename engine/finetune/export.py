@@ -177,11 +177,15 @@ def store_adapter(paths: EmberPaths, name: str, peft_folder: Path, base_gguf: Pa
     tmp = paths.adapters / f".{folder.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    written = write_gguf_adapter(peft_folder, base_gguf, tmp / "adapter.gguf", permute=permute)
-    shutil.copytree(peft_folder, tmp / "peft")
-    full = {"name": folder.name, "created_at": time.time(), **record, "gguf": written}
-    (tmp / "adapter.json").write_text(json.dumps(full, indent=1), encoding="utf-8")
-    tmp.replace(folder)
+    try:
+        written = write_gguf_adapter(peft_folder, base_gguf, tmp / "adapter.gguf", permute=permute)
+        shutil.copytree(peft_folder, tmp / "peft")
+        full = {"name": folder.name, "created_at": time.time(), **record, "gguf": written}
+        (tmp / "adapter.json").write_text(json.dumps(full, indent=1), encoding="utf-8")
+        tmp.replace(folder)
+    except BaseException:  # a refused or failed adapter leaves nothing behind in the adapters folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return AdapterRecord(folder.name, folder, folder / "adapter.gguf", folder / "peft", full)
 
 

@@ -132,3 +132,13 @@ def test_an_adapter_is_stored_with_its_record_and_listed(smollm2_path, tmp_path,
     assert first.gguf.is_file() and (first.peft / "adapter_config.json").is_file()
     assert json.loads(first.json_path.read_text())["dataset_hash"] == "abc"
     assert [a.name for a in list_adapters(paths)] == ["My-notes", "My-notes-2"]
+
+
+def test_an_adapter_that_cannot_be_written_leaves_nothing_in_the_adapters_folder(smollm2_path, tmp_path, ember_home):
+    paths = EmberPaths(ember_home).ensure()
+    peft_folder(tmp_path / "peft")
+    weights = tmp_path / "peft" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])  # cut short, as by a full disk or a broken copy
+    with pytest.raises(ExportFailed):
+        store_adapter(paths, "My notes", tmp_path / "peft", smollm2_path, {"dataset_hash": "abc"})
+    assert list(paths.adapters.iterdir()) == [] and list_adapters(paths) == []
