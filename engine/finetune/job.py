@@ -193,8 +193,7 @@ class FineTuneJob:
         outcome: dict = {}
 
         def keep(event: dict) -> None:
-            if event.get("type") in ("step", "eval", "sample", "checkpoint", "resumed", "stopped", "done"):
-                self.folder.append_event(event)
+            self.folder.keep_event(event)
             if event.get("type") in ("step", "stopped", "done", "checkpoint"):
                 outcome[event["type"]] = event
 

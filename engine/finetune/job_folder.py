@@ -4,7 +4,8 @@
     dataset/           train.jsonl, held_out.jsonl (dataset.Dataset.write)
     checkpoints/       step-NNNNNNN/ (checkpoints.py)
     adapter/           the final peft folder (adapter_config.json, adapter_model.safetensors)
-    events.jsonl       every event the trainer sent (the page redraws its chart from it after a restart)
+    events.jsonl       the trainer's steps, evaluations, samples, checkpoints and stops (the page redraws
+                       its chart from it after a restart)
     status.json        planned / training / stopped / failed / trained / exported, and the last figures
     logs/              the trainer's stderr, one file per run
 """
@@ -18,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG_VERSION = 1
+# The trainer's events that make a job's history (its chart, where it stopped), kept in events.jsonl:
+# by the app as they arrive, and by the trainer itself once the app is gone (train_child).
+KEPT_EVENTS = ("step", "eval", "sample", "checkpoint", "resumed", "stopped", "done")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,11 @@ class JobFolder:
     def append_event(self, event: dict) -> None:
         with open(self.events, "a", encoding="utf-8") as f:
             f.write(json.dumps(event) + "\n")
+
+    def keep_event(self, event: dict) -> None:
+        """Append the event if it is one of the job's history (KEPT_EVENTS)."""
+        if event.get("type") in KEPT_EVENTS:
+            self.append_event(event)
 
     def read_events(self) -> list[dict]:
         if not self.events.exists():

@@ -71,6 +71,15 @@ def one_trainer(job: JobFolder, stop: threading.Event) -> HomeLock | None:
             return None
 
 
+def emit_or_keep(job: JobFolder):
+    """`emit`, and once the app is gone (killed mid-step: this trainer finishes the step and saves it),
+    the job's history events go to its folder directly, so the step it finished alone is on the chart."""
+    def send(event: dict) -> None:
+        if not emit(event):
+            job.keep_event(event)
+    return send
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ember-trainer")
     parser.add_argument("action", choices=("plan", "train", "compare"))
@@ -89,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             lock = one_trainer(job, stop)
             if lock is not None:
                 with lock:  # released at the end, or by the OS if this process is killed
-                    loop.train_job(job, emit, stop)
+                    loop.train_job(job, emit_or_keep(job), stop)
         else:
             from engine.finetune.trainer import compare
 
