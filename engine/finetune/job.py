@@ -192,14 +192,13 @@ class FineTuneJob:
         require_training_stack()
         outcome: dict = {}
 
-        def keep(event: dict) -> None:
-            self.folder.keep_event(event)
+        def note(event: dict) -> None:  # the trainer itself keeps the job's history (train_child)
             if event.get("type") in ("step", "stopped", "done", "checkpoint"):
                 outcome[event["type"]] = event
 
         self.folder.write_status("training")
         try:
-            yield from self._run("train", cancel, keep)
+            yield from self._run("train", cancel, note)
         except FineTuneError as error:
             self.folder.write_status("failed", error=error.message, hint=error.hint)
             raise

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG_VERSION = 1
-# The trainer's events that make a job's history (its chart, where it stopped), kept in events.jsonl:
-# by the app as they arrive, and by the trainer itself once the app is gone (train_child).
+# The trainer's events that make a job's history (its chart, where it stopped), kept in events.jsonl by
+# the trainer itself (train_child.keep_and_emit), so none is lost when the app dies.
 KEPT_EVENTS = ("step", "eval", "sample", "checkpoint", "resumed", "stopped", "done")
 
 

@@ -71,12 +71,13 @@ def one_trainer(job: JobFolder, stop: threading.Event) -> HomeLock | None:
             return None
 
 
-def emit_or_keep(job: JobFolder):
-    """`emit`, and once the app is gone (killed mid-step: this trainer finishes the step and saves it),
-    the job's history events go to its folder directly, so the step it finished alone is on the chart."""
+def keep_and_emit(job: JobFolder):
+    """Write each of the job's history events to its folder, then send it to the app. The trainer is
+    the one writer of that history: a step it finishes after its app was killed (it finishes the step
+    and saves it) is on the chart, and so is an event the app had not read when it died."""
     def send(event: dict) -> None:
-        if not emit(event):
-            job.keep_event(event)
+        job.keep_event(event)
+        emit(event)
     return send
 
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             lock = one_trainer(job, stop)
             if lock is not None:
                 with lock:  # released at the end, or by the OS if this process is killed
-                    loop.train_job(job, emit_or_keep(job), stop)
+                    loop.train_job(job, keep_and_emit(job), stop)
         else:
             from engine.finetune.trainer import compare
 

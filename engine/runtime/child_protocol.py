@@ -17,28 +17,19 @@ import threading
 from collections.abc import Iterator
 
 _emit_lock = threading.Lock()
-_parent_gone = False
 
 
-def emit(event: dict) -> bool:
-    """Send one event to the parent: one JSON line on stdout, flushed at once (threads may share stdout).
-    False when the parent is gone and nobody reads (then for every later event too)."""
-    global _parent_gone
+def emit(event: dict) -> None:
+    """Send one event to the parent: one JSON line on stdout, flushed at once (threads may share stdout)."""
     line = json.dumps(event) + "\n"
     with _emit_lock:
-        if _parent_gone:
-            return False
         try:
             sys.stdout.write(line)
             sys.stdout.flush()
         except BrokenPipeError:
-            # The parent is gone (even by SIGKILL): drop this and every later event rather than fail
-            # the work a child finishes on its own (a trainer's last step and checkpoint); the caller
-            # keeps what must not be lost (train_child writes it to the job folder).
+            # The parent is gone (even by SIGKILL) and nobody reads: drop this and every later event
+            # rather than fail the work a child finishes on its own (a trainer's last step and checkpoint).
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            _parent_gone = True
-            return False
-    return True
 
 
 def exit_when_parent_goes(code: int = 0) -> threading.Thread:
