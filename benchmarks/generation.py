@@ -318,15 +318,20 @@ def prompt_tokens(client) -> int:
     raise RuntimeError("the host sent no stats")
 
 
+def _run_ratios(rates: list[float], ceilings: list[float]) -> list[float]:
+    """Each run's rate over the ceiling measured just before it (a busy moment of a shared machine then
+    weighs on both sides of one ratio)."""
+    return [rate / ceiling for rate, ceiling in zip(rates, ceilings, strict=True)]
+
+
 def _paired(rates: list[float], ceilings: list[float]) -> float:
-    """The median of each run's rate over the ceiling measured just before it (a busy moment of a
-    shared machine then weighs on both sides of one ratio)."""
-    return statistics.median(rate / ceiling for rate, ceiling in zip(rates, ceilings, strict=True))
+    """The median of the run-by-run ratios."""
+    return statistics.median(_run_ratios(rates, ceilings))
 
 
 def _spread(rates: list[float], ceilings: list[float]) -> str:
     """The lower and upper quartiles of the run-by-run ratios."""
-    low, _, high = statistics.quantiles([rate / ceiling for rate, ceiling in zip(rates, ceilings, strict=True)], n=4)
+    low, _, high = statistics.quantiles(_run_ratios(rates, ceilings), n=4)
     return f"{low:.3f} to {high:.3f}"
 
 

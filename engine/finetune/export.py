@@ -32,7 +32,7 @@ from engine.paths import EmberPaths
 # GGUF architectures whose converter permutes the rows of Q and K (and transformers un-permutes them).
 QK_PERMUTED = {"llama"}
 _PEFT_NAME = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>[AB])(?:\.default)?\.weight$")
-_SAFETENSORS_TYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8"}
+_SAFETENSORS_TYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}  # BF16: fp32's top half
 
 
 def permute_rows(weights: np.ndarray, heads: int) -> np.ndarray:
@@ -73,19 +73,16 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         except (TypeError, KeyError, ValueError):
             raise ExportFailed(f"{path.name} is damaged (tensor {name} has no dtype, shape and offsets).",
                                DAMAGED_HINT) from None
-        if dtype != "BF16" and dtype not in _SAFETENSORS_TYPES:
+        if dtype not in _SAFETENSORS_TYPES:
             raise ExportFailed(f"{path.name} holds {dtype} tensors, which an adapter should not.")
-        itemsize = 2 if dtype == "BF16" else np.dtype(_SAFETENSORS_TYPES[dtype]).itemsize
+        itemsize = np.dtype(_SAFETENSORS_TYPES[dtype]).itemsize
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(body)):
             raise ExportFailed(f"{path.name} is damaged (tensor {name} lies outside the file).", DAMAGED_HINT)
         if end - start != math.prod(shape) * itemsize or any(n < 0 for n in shape):
             raise ExportFailed(f"{path.name} is damaged (tensor {name} has {end - start} bytes for the shape "
                                f"{list(shape)}).", DAMAGED_HINT)
-        raw = body[start:end]
-        if dtype == "BF16":
-            array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            array = np.frombuffer(raw, _SAFETENSORS_TYPES[dtype]).astype(np.float32)
+        array = np.frombuffer(body[start:end], _SAFETENSORS_TYPES[dtype])
+        array = (array.astype(np.uint32) << 16).view(np.float32) if dtype == "BF16" else array.astype(np.float32)
         out[name] = array.reshape(shape)
     return out
 
